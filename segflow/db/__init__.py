@@ -1,0 +1,1 @@
+"""Cassandra access shared by every process: sessions and schema migrations."""

@@ -1,0 +1,225 @@
+"""Configuration: one pydantic-settings model per process, built from shared sections.
+
+Every segflow process (``stack``, ``db migrate``, ``upload``, ``consume``, ``serve``) reads the
+same sources in the same order, so an SRE learns one set of names:
+
+1. keyword arguments given by the CLI (flags),
+2. environment variables ``SEGFLOW_<SECTION>__<KEY>`` (e.g. ``SEGFLOW_KAFKA__BOOTSTRAP_SERVERS``),
+3. a TOML file named by ``SEGFLOW_CONFIG_FILE`` (sections ``[kafka]``, ``[cassandra]``, ...),
+4. defaults, which match the local stack started by ``segflow stack up``.
+
+Secrets are ``SecretStr`` and are masked by ``segflow config show``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_ENV = "SEGFLOW_CONFIG_FILE"
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _split_commas(value: Any) -> Any:
+    """Accept ``"a,b"`` from env vars as well as real lists from TOML."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class KafkaSettings(BaseModel):
+    """Kafka client options shared by producers, consumers and admin clients."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: SecretStr | None = None
+    commands_topic: str = "segflow-commands"
+    dead_letter_topic: str = "segflow-commands-dlq"
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    extra: dict[str, str] = Field(
+        default_factory=dict,
+        description="Any other librdkafka property, passed through verbatim.",
+    )
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka configuration for these settings (secrets revealed only here)."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        optional: dict[str, str | None] = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": _reveal(self.sasl_password),
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": _reveal(self.ssl_key_password),
+        }
+        conf.update({key: value for key, value in optional.items() if value is not None})
+        conf.update(self.extra)
+        return conf
+
+
+class CassandraSettings(BaseModel):
+    """Cassandra driver options and the keyspace segflow owns."""
+
+    contact_points: CommaList = Field(default_factory=lambda: ["127.0.0.1"])
+    port: int = 9042
+    local_dc: str | None = Field(
+        default=None, description="Datacenter for DCAwareRoundRobinPolicy; None = driver default."
+    )
+    keyspace: str = Field(default="segflow", pattern=r"^[a-z][a-z0-9_]{0,47}$")
+    username: str | None = None
+    password: SecretStr | None = None
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_verify_hostname: bool = True
+    replication_class: Literal["SimpleStrategy", "NetworkTopologyStrategy"] = "SimpleStrategy"
+    replication_factor: int = Field(default=1, ge=1)
+    dc_replication: dict[str, int] = Field(
+        default_factory=dict,
+        description="NetworkTopologyStrategy only: datacenter name -> replicas.",
+    )
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+
+    _split = field_validator("contact_points", mode="before")(_split_commas)
+
+    def replication_cql(self) -> str:
+        """The keyspace's replication map as a CQL literal."""
+        if self.replication_class == "SimpleStrategy":
+            return f"{{'class': 'SimpleStrategy', 'replication_factor': {self.replication_factor}}}"
+        if not self.dc_replication:
+            raise ValueError(
+                "cassandra.dc_replication must name at least one datacenter "
+                "with NetworkTopologyStrategy"
+            )
+        dcs = ", ".join(f"'{dc}': {rf}" for dc, rf in sorted(self.dc_replication.items()))
+        return f"{{'class': 'NetworkTopologyStrategy', {dcs}}}"
+
+
+class LogSettings(BaseModel):
+    """Structured logging options."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class StackSettings(BaseModel):
+    """The local development stack (Kafka + Cassandra JVMs started by ``segflow stack``)."""
+
+    state_dir: Path = Path(".segflow/stack")
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    cassandra_port: int = 9042
+    cassandra_storage_port: int = 7000
+    kafka_heap_mb: int = Field(default=512, ge=256)
+    cassandra_heap_mb: int = Field(default=1024, ge=512)
+    start_timeout_s: float = Field(default=180.0, gt=0)
+    stop_timeout_s: float = Field(default=60.0, gt=0)
+    java: str = "java"
+    mvn: str = "mvn"
+    maven_repo_local: Path | None = Field(
+        default=None, description="Overrides Maven's local repository (default ~/.m2/repository)."
+    )
+
+
+class SegflowSettings(BaseSettings):
+    """Base of every process model: env prefix, nested delimiter and the optional TOML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SEGFLOW_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Flags > env > config file > defaults."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise FileNotFoundError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+
+class StackProcessSettings(SegflowSettings):
+    """``segflow stack ...``."""
+
+    stack: StackSettings = Field(default_factory=StackSettings)
+
+
+class MigrateSettings(SegflowSettings):
+    """``segflow db migrate``."""
+
+    cassandra: CassandraSettings = Field(default_factory=CassandraSettings)
+
+
+class ClientSettings(SegflowSettings):
+    """Commands that only need both endpoints (smoke checks, ``segflow segments``, ``members``)."""
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    cassandra: CassandraSettings = Field(default_factory=CassandraSettings)
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
+
+
+def masked_dump(settings: BaseSettings) -> dict[str, Any]:
+    """Effective configuration as plain data with every secret replaced by ``**********``."""
+    dumped: dict[str, Any] = _mask(settings.model_dump(mode="python"))
+    return dumped
+
+
+_SECRET_KEY = re.compile(r"password|secret|token|credential", re.IGNORECASE)
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return "**********"
+    if isinstance(value, dict):
+        return {
+            key: "**********" if _SECRET_KEY.search(str(key)) and item else _mask(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value

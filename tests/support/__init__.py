@@ -1,0 +1,1 @@
+"""Test support: real endpoints and isolation helpers shared by the suites."""
