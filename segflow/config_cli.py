@@ -7,10 +7,17 @@ import json
 
 from pydantic_settings import BaseSettings
 
-from segflow.settings import ClientSettings, MigrateSettings, StackProcessSettings, masked_dump
+from segflow.settings import (
+    ClientSettings,
+    ConsumeSettings,
+    MigrateSettings,
+    StackProcessSettings,
+    masked_dump,
+)
 
 PROCESSES: dict[str, type[BaseSettings]] = {
     "client": ClientSettings,
+    "consume": ConsumeSettings,
     "migrate": MigrateSettings,
     "stack": StackProcessSettings,
 }

@@ -145,6 +145,36 @@ class StackSettings(BaseModel):
     )
 
 
+class ConsumerOptions(BaseModel):
+    """The consumer group: batching, concurrency, retries, shutdown, health port, policies."""
+
+    group_id: str = "segflow-consumer"
+    batch_size: int = Field(default=1000, ge=1, le=100_000)
+    poll_timeout_s: float = Field(default=1.0, gt=0)
+    max_in_flight: int = Field(default=128, ge=1, description="Concurrent Cassandra writes.")
+    shutdown_timeout_s: float = Field(
+        default=30.0, gt=0, description="SIGTERM: finish, commit and close within this bound."
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=9400, ge=0, le=65535, description="0 = pick a free port.")
+    unknown_segment_policy: Literal["reject", "create"] = "reject"
+    default_bucket_count: int = Field(
+        default=1024,
+        ge=1,
+        le=65536,
+        description="Membership partitions per new segment (fixed at creation).",
+    )
+    retry_initial_s: float = Field(default=0.2, gt=0)
+    retry_max_s: float = Field(default=5.0, gt=0)
+    retry_attempts: int = Field(
+        default=5, ge=1, description="Attempts per batch before partitions are paused."
+    )
+    statistics_interval_ms: int = Field(default=5000, ge=0)
+    registry_cache_ttl_s: float = Field(default=30.0, ge=0)
+    events_ttl_days: int = Field(default=400, ge=1)
+    idle_exit_s: float = Field(default=5.0, gt=0, description="--until-idle: quiet period.")
+
+
 class SegflowSettings(BaseSettings):
     """Base of every process model: env prefix, nested delimiter and the optional TOML file."""
 
@@ -195,6 +225,14 @@ class ClientSettings(SegflowSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     cassandra: CassandraSettings = Field(default_factory=CassandraSettings)
+
+
+class ConsumeSettings(SegflowSettings):
+    """``segflow consume``."""
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    cassandra: CassandraSettings = Field(default_factory=CassandraSettings)
+    consumer: ConsumerOptions = Field(default_factory=ConsumerOptions)
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

@@ -1,0 +1,341 @@
+"""The consumer's poll loop: batch, apply, dead-letter, store offsets, commit.
+
+Delivery rules (README "Delivery guarantees"):
+- ``enable.auto.offset.store=false``: an offset is stored only once its record's writes
+  succeeded or the record was dead-lettered (dead-letter acknowledged first), then committed.
+- Cassandra unavailable after the writer's retries: the batch is held, every assigned
+  partition is paused, and the loop keeps polling (so the group does not evict it through
+  ``max.poll.interval.ms``) while retrying with backoff; partitions resume once it is written.
+- On revoke, in-flight work is already done (processing happens between polls); what was
+  stored is committed synchronously and a held batch of revoked partitions is dropped — the new
+  owner re-reads it from the committed offset.
+- SIGTERM: stop polling, finish or abandon (after ``shutdown_timeout_s``) the held batch,
+  commit, close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from consumer.cassandra_writer import CassandraUnavailableError, CassandraWriter
+from consumer.dead_letter import DeadLetter, DeadLetterError, DeadLetterSink
+from consumer.metrics import ConsumerMetrics
+from consumer.plan import Write
+from segflow.settings import ConsumeSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedBatch:
+    """Everything one batch of records turns into."""
+
+    writes: list[Write] = field(default_factory=list)
+    extra: list[tuple[Any, tuple[Any, ...]]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    applied_by_operation: dict[str, int] = field(default_factory=dict)
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    dead_letters_sent: bool = False
+
+
+class BatchApplier(Protocol):
+    """Turns Kafka messages into writes and dead letters (``consumer.apply``)."""
+
+    def prepare(self, messages: list[Any]) -> PreparedBatch:
+        """Decode, validate and plan a batch."""
+        ...
+
+
+class ConsumerLoop:
+    """One consumer-group member."""
+
+    def __init__(
+        self,
+        settings: ConsumeSettings,
+        applier: BatchApplier,
+        writer: CassandraWriter,
+        dead_letters: DeadLetterSink,
+        metrics: ConsumerMetrics,
+        cassandra_ok: Callable[[], bool],
+    ) -> None:
+        self._settings = settings
+        self._opts = settings.consumer
+        self._applier = applier
+        self._writer = writer
+        self._dlq = dead_letters
+        self._metrics = metrics
+        self._cassandra_ok = cassandra_ok
+        self._stop = threading.Event()
+        self._held: PreparedBatch | None = None
+        self._paused = False
+        self._assigned: set[tuple[str, int]] = set()
+        self._last_commit = time.time()
+        self._started = time.time()
+        self.last_loop = time.monotonic()
+        self._retry_delay = settings.consumer.retry_initial_s
+        self._next_retry = 0.0
+        self._consumer = Consumer(self._consumer_config())
+
+    def _consumer_config(self) -> dict[str, Any]:
+        kafka = self._settings.kafka
+        return {
+            **kafka.client_config(),
+            "group.id": self._opts.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "max.poll.interval.ms": 300_000,
+            "session.timeout.ms": 45_000,
+            "statistics.interval.ms": self._opts.statistics_interval_ms,
+            "stats_cb": self._on_stats,
+            "error_cb": self._on_error,
+            "fetch.min.bytes": 1,
+            "queued.max.messages.kbytes": 65536,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT ask the loop to finish and commit."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the current batch."""
+        self._stop.set()
+
+    @property
+    def ready(self) -> bool:
+        """Partitions assigned and Cassandra answering."""
+        return bool(self._assigned) and not self._paused and self._cassandra_ok()
+
+    def run(self, until_idle: bool = False) -> None:
+        """Consume until stopped (or, with ``until_idle``, until caught up and quiet)."""
+        self._consumer.subscribe(
+            [self._settings.kafka.commands_topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+        idle_since = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                self.last_loop = time.monotonic()
+                self._metrics.seconds_since_commit.set(time.time() - self._last_commit)
+                if self._held is not None:
+                    self._retry_held()
+                    continue
+                messages = self._consumer.consume(
+                    num_messages=self._opts.batch_size, timeout=self._opts.poll_timeout_s
+                )
+                messages = [m for m in messages if not _is_eof(m)]
+                if not messages:
+                    if until_idle and self._caught_up(idle_since):
+                        log.info("caught up and idle; exiting")
+                        break
+                    continue
+                idle_since = time.monotonic()
+                self._process(messages)
+        finally:
+            self._shutdown()
+
+    # -- batches -----------------------------------------------------------------------
+
+    def _process(self, messages: list[Any]) -> None:
+        errors = [m for m in messages if m.error() is not None]
+        for message in errors:
+            log.warning("kafka consume error", extra={"fields": {"error": str(message.error())}})
+        messages = [m for m in messages if m.error() is None]
+        if not messages:
+            return
+        self._metrics.consumed.inc(len(messages))
+        self._metrics.batch_size.observe(len(messages))
+        batch = self._applier.prepare(messages)
+        self._apply(batch)
+
+    def _apply(self, batch: PreparedBatch) -> None:
+        begin = time.monotonic()
+        try:
+            if not batch.dead_letters_sent:
+                self._dlq.send(batch.dead_letters)
+                batch.dead_letters_sent = True
+            self._writer.write(batch.writes, batch.extra)
+        except (CassandraUnavailableError, DeadLetterError) as exc:
+            log.error(
+                "batch not written; pausing partitions",
+                extra={"fields": {"error": str(exc), "records": len(batch.next_offsets)}},
+            )
+            self._hold(batch)
+            return
+        finally:
+            self._metrics.apply_latency.observe(time.monotonic() - begin)
+        for operation, count in batch.applied_by_operation.items():
+            self._metrics.applied.labels(operation=operation).inc(count)
+        for letter in batch.dead_letters:
+            self._metrics.dead_lettered.labels(reason=letter.reason).inc()
+        self._store_and_commit(batch.next_offsets)
+        if self._held is batch:
+            self._held = None
+            self._resume()
+
+    def _hold(self, batch: PreparedBatch) -> None:
+        self._held = batch
+        self._retry_delay = self._opts.retry_initial_s
+        self._next_retry = time.monotonic() + self._retry_delay
+        if not self._paused and self._assigned:
+            self._consumer.pause([TopicPartition(t, p) for t, p in self._assigned])
+            self._paused = True
+            self._metrics.paused_partitions.set(len(self._assigned))
+
+    def _retry_held(self) -> None:
+        # Keep polling while paused: heartbeats and rebalances go on, nothing is fetched.
+        self._consumer.consume(num_messages=1, timeout=min(0.5, self._opts.poll_timeout_s))
+        held = self._held
+        if held is None or time.monotonic() < self._next_retry:
+            return
+        self._retry_delay = min(self._retry_delay * 2, self._opts.retry_max_s)
+        self._next_retry = time.monotonic() + self._retry_delay
+        if self._cassandra_ok():
+            self._apply(held)
+
+    def _resume(self) -> None:
+        if self._paused and self._assigned:
+            self._consumer.resume([TopicPartition(t, p) for t, p in self._assigned])
+        self._paused = False
+        self._metrics.paused_partitions.set(0)
+
+    def _store_and_commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        offsets = [
+            TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in next_offsets.items()
+            if (topic, partition) in self._assigned
+        ]
+        if not offsets:
+            return
+        self._consumer.store_offsets(offsets=offsets)
+        self._commit(asynchronous=True, offsets=offsets)
+
+    def _commit(self, asynchronous: bool, offsets: list[TopicPartition] | None = None) -> None:
+        try:
+            if offsets is None:
+                self._consumer.commit(asynchronous=False)
+            elif asynchronous:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                log.warning("commit failed", extra={"fields": {"error": str(exc)}})
+            return
+        self._mark_committed()
+
+    def _mark_committed(self) -> None:
+        self._last_commit = time.time()
+        self._metrics.commits.inc()
+        self._metrics.last_commit.set(self._last_commit)
+
+    # -- rebalance callbacks -----------------------------------------------------------
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
+        self._metrics.assigned_partitions.set(len(self._assigned))
+        if self._paused:
+            consumer.pause(partitions)
+            self._metrics.paused_partitions.set(len(self._assigned))
+        log.info("partitions assigned", extra={"fields": {"partitions": _names(partitions)}})
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        if self._held is not None:
+            # The held batch cannot be committed for revoked partitions; its records will be
+            # re-read by the new owner from the committed offsets.
+            self._held.next_offsets = {
+                key: value for key, value in self._held.next_offsets.items() if key not in revoked
+            }
+        try:
+            consumer.commit(asynchronous=False)
+            self._mark_committed()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                log.warning("commit on revoke failed", extra={"fields": {"error": str(exc)}})
+        self._assigned -= revoked
+        for topic, partition in revoked:
+            with contextlib.suppress(KeyError):
+                self._metrics.lag.remove(topic, str(partition))
+        self._metrics.assigned_partitions.set(len(self._assigned))
+        log.info("partitions revoked", extra={"fields": {"partitions": _names(partitions)}})
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        lost = {(tp.topic, tp.partition) for tp in partitions}
+        self._assigned -= lost
+        if self._held is not None:
+            self._held.next_offsets = {
+                k: v for k, v in self._held.next_offsets.items() if k not in lost
+            }
+        self._metrics.assigned_partitions.set(len(self._assigned))
+        log.warning("partitions lost", extra={"fields": {"partitions": _names(partitions)}})
+
+    # -- statistics, idleness, shutdown -----------------------------------------------
+
+    def _on_stats(self, stats_json: str) -> None:
+        stats = json.loads(stats_json)
+        for topic, data in stats.get("topics", {}).items():
+            for partition, pstats in data.get("partitions", {}).items():
+                if partition == "-1" or (topic, int(partition)) not in self._assigned:
+                    continue
+                lag = pstats.get("consumer_lag", -1)
+                if lag >= 0:
+                    self._metrics.lag.labels(topic=topic, partition=partition).set(lag)
+
+    def _on_error(self, error: KafkaError) -> None:
+        log.warning("kafka client error", extra={"fields": {"error": error.str()}})
+
+    def _caught_up(self, idle_since: float) -> bool:
+        if time.monotonic() - idle_since < self._opts.idle_exit_s or not self._assigned:
+            return False
+        partitions = [TopicPartition(t, p) for t, p in sorted(self._assigned)]
+        committed = self._consumer.committed(partitions, timeout=10)
+        for tp in committed:
+            _low, high = self._consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            position = tp.offset if tp.offset >= 0 else _low
+            if position < high:
+                return False
+        return True
+
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + self._opts.shutdown_timeout_s
+        while self._held is not None and time.monotonic() < deadline:
+            self._retry_held()
+        if self._held is not None:
+            log.error(
+                "shutting down with an unwritten batch; its offsets are not committed",
+                extra={"fields": {"partitions": len(self._held.next_offsets)}},
+            )
+        try:
+            self._consumer.commit(asynchronous=False)
+            self._mark_committed()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                log.warning("final commit failed", extra={"fields": {"error": str(exc)}})
+        self._consumer.close()
+        self._dlq.close()
+
+
+def _is_eof(message: Any) -> bool:
+    error = message.error()
+    return error is not None and error.code() == KafkaError._PARTITION_EOF
+
+
+def _names(partitions: list[TopicPartition]) -> list[str]:
+    return [f"{tp.topic}[{tp.partition}]" for tp in partitions]

@@ -1,0 +1,138 @@
+"""Read effective membership back: a segment's members, a user's segments.
+
+Effective membership = the override when set (add -> member, block -> not), else the feed
+layer (live row whose expiry has not passed). Members are streamed bucket by bucket with a
+merge-join of the feed and override partitions (both ordered by user_key), so memory stays
+flat for any segment size; the next buckets are fetched while the current one is merged.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from consumer.registry import Segment
+
+PREFETCH_BUCKETS = 16
+PAGE_SIZE = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One effective member of a segment (or one segment of a user)."""
+
+    segment_id: str
+    user_key: str
+    via: str  # "feed" | "override"
+    expires_at: datetime | None
+    data_bag: str | None
+
+
+class MembershipReader:
+    """Prepared read statements over the membership tables."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._feed = session.prepare(
+            "SELECT user_key, data_bag, expires_at FROM feed_by_segment "
+            "WHERE segment_id = ? AND bucket = ?"
+        )
+        self._feed.fetch_size = PAGE_SIZE
+        self._override = session.prepare(
+            "SELECT user_key, state FROM override_by_segment WHERE segment_id = ? AND bucket = ?"
+        )
+        self._override.fetch_size = PAGE_SIZE
+        self._by_user = session.prepare(
+            "SELECT segment_id, feed_member, WRITETIME(feed_member) AS feed_version, "
+            "feed_data_bag, feed_expires_at, override_state FROM segments_by_user "
+            "WHERE user_key = ?"
+        )
+        self._cleared = session.prepare("SELECT feed_cleared_at FROM segments WHERE segment_id = ?")
+
+    def members(self, segment: Segment, now: datetime | None = None) -> Iterator[Member]:
+        """Effective members of ``segment`` in (bucket, user_key) order."""
+        now = now or datetime.now(tz=UTC)
+        window: deque[tuple[Any, Any]] = deque()
+        next_bucket = 0
+        while next_bucket < segment.bucket_count or window:
+            while next_bucket < segment.bucket_count and len(window) < PREFETCH_BUCKETS:
+                args = (segment.segment_id, next_bucket)
+                window.append(
+                    (
+                        self._session.execute_async(self._feed, args),
+                        self._session.execute_async(self._override, args),
+                    )
+                )
+                next_bucket += 1
+            feed_future, override_future = window.popleft()
+            yield from _merge(
+                segment.segment_id, iter(feed_future.result()), iter(override_future.result()), now
+            )
+
+    def user_segments(self, user_key: str, now: datetime | None = None) -> list[Member]:
+        """The segments ``user_key`` is effectively a member of."""
+        now = now or datetime.now(tz=UTC)
+        found: list[Member] = []
+        for row in self._session.execute(self._by_user, (user_key,)):
+            if row.override_state == "block":
+                continue
+            if row.override_state == "add":
+                found.append(
+                    Member(
+                        row.segment_id,
+                        user_key,
+                        "override",
+                        _aware(row.feed_expires_at),
+                        row.feed_data_bag,
+                    )
+                )
+                continue
+            if not row.feed_member or not _alive(_aware(row.feed_expires_at), now):
+                continue
+            cleared = self._session.execute(self._cleared, (row.segment_id,)).one()
+            cleared_at = cleared.feed_cleared_at if cleared is not None else None
+            if cleared_at is not None and row.feed_version <= cleared_at:
+                continue
+            found.append(
+                Member(
+                    row.segment_id, user_key, "feed", _aware(row.feed_expires_at), row.feed_data_bag
+                )
+            )
+        return found
+
+
+def _merge(
+    segment_id: str, feed: Iterator[Any], overrides: Iterator[Any], now: datetime
+) -> Iterator[Member]:
+    """Merge-join two user_key-ordered streams into effective members."""
+    f = next(feed, None)
+    o = next(overrides, None)
+    while f is not None or o is not None:
+        if f is not None and (o is None or f.user_key < o.user_key):
+            expires = _aware(f.expires_at)
+            if _alive(expires, now):
+                yield Member(segment_id, f.user_key, "feed", expires, f.data_bag)
+            f = next(feed, None)
+        elif o is not None and (f is None or o.user_key < f.user_key):
+            if o.state == "add":
+                yield Member(segment_id, o.user_key, "override", None, None)
+            o = next(overrides, None)
+        elif f is not None and o is not None:
+            if o.state == "add":
+                yield Member(segment_id, o.user_key, "override", None, f.data_bag)
+            f = next(feed, None)
+            o = next(overrides, None)
+
+
+def _alive(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is None or expires_at > now
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """The driver returns naive UTC datetimes; make them timezone-aware."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

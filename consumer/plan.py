@@ -1,0 +1,251 @@
+"""Turn one decoded command into the Cassandra writes that apply it: pure, no I/O.
+
+Every write carries the command's version as its write timestamp, which is what makes the
+consumer idempotent and order-independent: applying the same writes twice, or in another
+order, leaves the same cells. See the README's "Membership semantics" for the contract.
+
+Writes per command (one segment): feed add/remove 3 (by segment, by user, event); override
+add/block/reset 3; replace member 4 (+ profile); replace begin ``bucket_count`` partition
+deletions + 2 (registry clear mark and definition); replace end 0.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+EVENT_SHARDS = 16
+# Cassandra refuses TTLs above 20 years; a longer expiry is stored (expires_at) without a TTL
+# and readers still hide the row once expires_at has passed.
+MAX_TTL_S = 20 * 365 * 24 * 3600
+
+
+class Stmt(StrEnum):
+    """The prepared statements the consumer uses (CQL in ``consumer.statements``)."""
+
+    FEED_UPSERT_SEGMENT = "feed_upsert_segment"
+    FEED_DELETE_SEGMENT = "feed_delete_segment"
+    FEED_UPSERT_USER = "feed_upsert_user"
+    FEED_DELETE_USER = "feed_delete_user"
+    OVERRIDE_SET_SEGMENT = "override_set_segment"
+    OVERRIDE_DELETE_SEGMENT = "override_delete_segment"
+    OVERRIDE_SET_USER = "override_set_user"
+    OVERRIDE_DELETE_USER = "override_delete_user"
+    EVENT = "event"
+    CLEAR_BUCKET = "clear_bucket"
+    MARK_CLEARED = "mark_cleared"
+    SEGMENT_DEFINITION = "segment_definition"
+    PROFILE_UPSERT = "profile_upsert"
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One statement execution: which prepared statement and its bound values, in order."""
+
+    stmt: Stmt
+    values: tuple[Any, ...]
+
+
+class Unset:
+    """Marker for a column the write must leave untouched (bound as the driver's UNSET)."""
+
+
+UNSET = Unset()
+
+
+def bucket_of(user_key: str, bucket_count: int) -> int:
+    """Stable bucket of a user within a segment's membership partitions."""
+    return zlib.crc32(user_key.encode()) % bucket_count
+
+
+def event_day(version_us: int) -> date:
+    """UTC day of a version, the time bucket of membership_events."""
+    return datetime.fromtimestamp(version_us / 1_000_000, tz=UTC).date()
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Apply-time facts the plan depends on."""
+
+    now_ms: int
+    events_ttl_s: int
+
+
+def plan_feed(
+    segment_id: str,
+    bucket_count: int,
+    user_key: str,
+    version: int,
+    command_id: str,
+    add: bool,
+    expires_at_ms: int | None,
+    data_bag: str | None,
+    ctx: Context,
+) -> list[Write]:
+    """Feed layer: an add (live row with TTL) or a removal (row tombstone), both at ``version``.
+
+    An add whose expiry has already passed writes nothing live: it removes at its version,
+    exactly as applying "in until T" in version order and looking after T would.
+    """
+    bucket = bucket_of(user_key, bucket_count)
+    expired = expires_at_ms is not None and expires_at_ms <= ctx.now_ms
+    writes: list[Write]
+    if add and not expired:
+        ttl = 0
+        if expires_at_ms is not None:
+            ttl = -(-(expires_at_ms - ctx.now_ms) // 1000)
+            ttl = 0 if ttl > MAX_TTL_S else ttl
+        expires = _ts(expires_at_ms)
+        writes = [
+            Write(
+                Stmt.FEED_UPSERT_SEGMENT,
+                (segment_id, bucket, user_key, data_bag, expires, command_id, version, ttl),
+            ),
+            Write(
+                Stmt.FEED_UPSERT_USER,
+                (version, ttl, data_bag, expires, user_key, segment_id),
+            ),
+        ]
+    else:
+        writes = [
+            Write(Stmt.FEED_DELETE_SEGMENT, (version, segment_id, bucket, user_key)),
+            Write(Stmt.FEED_DELETE_USER, (version, user_key, segment_id)),
+        ]
+    writes.append(
+        _event(segment_id, user_key, version, command_id, "add" if add else "remove", ctx)
+    )
+    return writes
+
+
+def plan_override(
+    segment_id: str,
+    bucket_count: int,
+    user_key: str,
+    version: int,
+    command_id: str,
+    state: str | None,
+    ctx: Context,
+) -> list[Write]:
+    """Override layer: ``add``/``block`` set it, ``None`` (reset) deletes it; no expiry."""
+    bucket = bucket_of(user_key, bucket_count)
+    if state is None:
+        writes = [
+            Write(Stmt.OVERRIDE_DELETE_SEGMENT, (version, segment_id, bucket, user_key)),
+            Write(Stmt.OVERRIDE_DELETE_USER, (version, user_key, segment_id)),
+        ]
+        operation = "reset"
+    else:
+        writes = [
+            Write(
+                Stmt.OVERRIDE_SET_SEGMENT,
+                (segment_id, bucket, user_key, state, command_id, version),
+            ),
+            Write(Stmt.OVERRIDE_SET_USER, (version, state, user_key, segment_id)),
+        ]
+        operation = state
+    writes.append(_event(segment_id, user_key, version, command_id, operation, ctx))
+    return writes
+
+
+def plan_replace_begin(
+    segment_id: str, bucket_count: int, version: int, definition: dict[str, Any] | None
+) -> list[Write]:
+    """Clear the segment's feed layer below the replace: every bucket at ``version - 1``.
+
+    The by-user view cannot be range-deleted, so the registry records ``feed_cleared_at``
+    (written at that same timestamp, so the maximum wins) and readers ignore older feed
+    cells. Later-versioned commands, delivered before or after, stay untouched.
+    """
+    cleared = version - 1
+    writes = [
+        Write(Stmt.CLEAR_BUCKET, (cleared, segment_id, bucket)) for bucket in range(bucket_count)
+    ]
+    writes.append(Write(Stmt.MARK_CLEARED, (cleared, cleared, segment_id)))
+    if definition is not None:
+        writes.append(plan_definition(segment_id, version, definition))
+    return writes
+
+
+def plan_definition(segment_id: str, version: int, definition: dict[str, Any]) -> Write:
+    """Upsert a segment's descriptive fields (name, description, type, broadcast medium)."""
+    return Write(
+        Stmt.SEGMENT_DEFINITION,
+        (
+            version,
+            _or_unset(definition.get("name")),
+            _or_unset(definition.get("description")),
+            _or_unset(definition.get("segment_type")),
+            _or_unset(definition.get("broadcast_medium_id")),
+            datetime.fromtimestamp(version / 1_000_000, tz=UTC),
+            segment_id,
+        ),
+    )
+
+
+def plan_replace_member(
+    segment_id: str,
+    bucket_count: int,
+    user_key: str,
+    version: int,
+    command_id: str,
+    person: dict[str, Any] | None,
+    ctx: Context,
+) -> list[Write]:
+    """One listed person: a feed add at the replace's version, plus its profile upsert."""
+    writes = plan_feed(
+        segment_id, bucket_count, user_key, version, command_id, True, None, None, ctx
+    )
+    writes[-1] = _event(segment_id, user_key, version, command_id, "replace", ctx)
+    if person is not None:
+        writes.append(plan_profile(user_key, version, person))
+    return writes
+
+
+def plan_profile(user_key: str, version: int, person: dict[str, Any]) -> Write:
+    """Upsert the fields a person carries; sent substitution tags are added or updated."""
+    tags = {tag["tag"]: tag["value"] for tag in person.get("substitution_tags") or []}
+    return Write(
+        Stmt.PROFILE_UPSERT,
+        (
+            version,
+            _or_unset(person.get("external_id")),
+            _or_unset(person.get("first_name")),
+            _or_unset(person.get("last_name")),
+            _or_unset(person.get("email")),
+            _or_unset(person.get("phone")),
+            tags,
+            datetime.fromtimestamp(version / 1_000_000, tz=UTC),
+            user_key,
+        ),
+    )
+
+
+def _event(
+    segment_id: str, user_key: str, version: int, command_id: str, operation: str, ctx: Context
+) -> Write:
+    return Write(
+        Stmt.EVENT,
+        (
+            segment_id,
+            event_day(version),
+            zlib.crc32(user_key.encode()) % EVENT_SHARDS,
+            version,
+            command_id,
+            user_key,
+            operation,
+            datetime.fromtimestamp(ctx.now_ms / 1000, tz=UTC),
+            version,
+            ctx.events_ttl_s,
+        ),
+    )
+
+
+def _ts(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _or_unset(value: Any) -> Any:
+    return UNSET if value is None else value

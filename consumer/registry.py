@@ -1,0 +1,148 @@
+"""The segment registry: resolve ids and technical names, create segments, cache lookups.
+
+Every command names segments by id and/or technical name; the consumer needs each segment's
+bucket count and must reject (or create, by policy) unknown ones. Lookups are cached for
+``registry_cache_ttl_s``; a miss is re-read from Cassandra before a record is dead-lettered,
+so a segment created a second ago is never rejected because of a stale cache.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A registered segment."""
+
+    segment_id: str
+    technical_name: str | None
+    name: str | None
+    description: str | None
+    segment_type: str | None
+    broadcast_medium_id: str | None
+    bucket_count: int
+    feed_cleared_at: int | None
+
+
+class SegmentRegistry:
+    """Cached access to ``segments`` and ``segments_by_technical_name``."""
+
+    def __init__(self, session: Any, default_bucket_count: int, cache_ttl_s: float) -> None:
+        self._session = session
+        self._default_buckets = default_bucket_count
+        self._ttl = cache_ttl_s
+        self._by_id: dict[str, tuple[float, Segment | None]] = {}
+        self._by_name: dict[str, tuple[float, str | None]] = {}
+        self._select = session.prepare(
+            "SELECT segment_id, technical_name, name, description, segment_type, "
+            "broadcast_medium_id, bucket_count, feed_cleared_at FROM segments WHERE segment_id = ?"
+        )
+        self._select_name = session.prepare(
+            "SELECT segment_id FROM segments_by_technical_name WHERE technical_name = ?"
+        )
+        self._create = session.prepare(
+            "INSERT INTO segments (segment_id, technical_name, name, description, segment_type, "
+            "broadcast_medium_id, bucket_count, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+        )
+        self._create_name = session.prepare(
+            "INSERT INTO segments_by_technical_name (technical_name, segment_id) VALUES (?, ?) "
+            "IF NOT EXISTS"
+        )
+
+    def get(self, segment_id: str, fresh: bool = False) -> Segment | None:
+        """The segment, or None when unknown (re-read from Cassandra when ``fresh``)."""
+        now = time.monotonic()
+        cached = self._by_id.get(segment_id)
+        if cached is not None and not fresh and now - cached[0] < self._ttl:
+            return cached[1]
+        row = self._session.execute(self._select, (segment_id,)).one()
+        segment = _segment(row) if row is not None else None
+        self._by_id[segment_id] = (now, segment)
+        return segment
+
+    def resolve_name(self, technical_name: str, fresh: bool = False) -> str | None:
+        """The id registered for a technical name, or None."""
+        now = time.monotonic()
+        cached = self._by_name.get(technical_name)
+        if cached is not None and not fresh and now - cached[0] < self._ttl:
+            return cached[1]
+        row = self._session.execute(self._select_name, (technical_name,)).one()
+        segment_id = str(row.segment_id) if row is not None else None
+        self._by_name[technical_name] = (now, segment_id)
+        return segment_id
+
+    def create(
+        self,
+        segment_id: str,
+        technical_name: str | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        segment_type: str | None = None,
+        broadcast_medium_id: str | None = None,
+        bucket_count: int | None = None,
+    ) -> tuple[Segment, bool]:
+        """Create the segment unless it exists; returns (segment, created).
+
+        A lightweight transaction makes creation race-free across consumer processes and
+        keeps ``bucket_count`` fixed forever once chosen.
+        """
+        if technical_name:
+            owner = self.resolve_name(technical_name, fresh=True)
+            if owner is not None and owner != segment_id:
+                raise ValueError(
+                    f"technical name {technical_name!r} already belongs to segment {owner}"
+                )
+        now = datetime.now(tz=UTC)
+        result = self._session.execute(
+            self._create,
+            (
+                segment_id,
+                technical_name,
+                name,
+                description,
+                segment_type,
+                broadcast_medium_id,
+                bucket_count or self._default_buckets,
+                now,
+                now,
+            ),
+        )
+        created = bool(result.was_applied)
+        if created and technical_name:
+            self._session.execute(self._create_name, (technical_name, segment_id))
+            self._by_name.pop(technical_name, None)
+        segment = self.get(segment_id, fresh=True)
+        if segment is None:  # pragma: no cover - the LWT just wrote or found it
+            raise RuntimeError(f"segment {segment_id} vanished right after creation")
+        return segment, created
+
+    def all(self, limit: int = 1000) -> list[Segment]:
+        """All registered segments (registry sizes are small: thousands, not millions)."""
+        rows = self._session.execute(
+            "SELECT segment_id, technical_name, name, description, segment_type, "
+            "broadcast_medium_id, bucket_count, feed_cleared_at FROM segments LIMIT %s",
+            (limit,),
+        )
+        return sorted((_segment(row) for row in rows), key=lambda seg: seg.segment_id)
+
+    def forget(self, segment_id: str) -> None:
+        """Drop a cached entry (after this process changed the segment)."""
+        self._by_id.pop(segment_id, None)
+
+
+def _segment(row: Any) -> Segment:
+    return Segment(
+        segment_id=row.segment_id,
+        technical_name=row.technical_name,
+        name=row.name,
+        description=row.description,
+        segment_type=row.segment_type,
+        broadcast_medium_id=row.broadcast_medium_id,
+        bucket_count=int(row.bucket_count or 1),
+        feed_cleared_at=row.feed_cleared_at,
+    )

@@ -1,0 +1,75 @@
+"""CQL of every statement in ``consumer.plan.Stmt``, prepared once per session.
+
+Bind order matches the value tuples built in ``consumer.plan``. All statements are
+idempotent (fixed write timestamps, no counters, no list appends), which is what allows the
+writer to retry them freely.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consumer.plan import Stmt
+
+CQL: dict[Stmt, str] = {
+    Stmt.FEED_UPSERT_SEGMENT: (
+        "INSERT INTO feed_by_segment (segment_id, bucket, user_key, data_bag, expires_at, "
+        "command_id) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?"
+    ),
+    Stmt.FEED_DELETE_SEGMENT: (
+        "DELETE FROM feed_by_segment USING TIMESTAMP ? "
+        "WHERE segment_id = ? AND bucket = ? AND user_key = ?"
+    ),
+    Stmt.FEED_UPSERT_USER: (
+        "UPDATE segments_by_user USING TIMESTAMP ? AND TTL ? SET feed_member = true, "
+        "feed_data_bag = ?, feed_expires_at = ? WHERE user_key = ? AND segment_id = ?"
+    ),
+    Stmt.FEED_DELETE_USER: (
+        "DELETE feed_member, feed_data_bag, feed_expires_at FROM segments_by_user "
+        "USING TIMESTAMP ? WHERE user_key = ? AND segment_id = ?"
+    ),
+    Stmt.OVERRIDE_SET_SEGMENT: (
+        "INSERT INTO override_by_segment (segment_id, bucket, user_key, state, command_id) "
+        "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+    ),
+    Stmt.OVERRIDE_DELETE_SEGMENT: (
+        "DELETE FROM override_by_segment USING TIMESTAMP ? "
+        "WHERE segment_id = ? AND bucket = ? AND user_key = ?"
+    ),
+    Stmt.OVERRIDE_SET_USER: (
+        "UPDATE segments_by_user USING TIMESTAMP ? SET override_state = ? "
+        "WHERE user_key = ? AND segment_id = ?"
+    ),
+    Stmt.OVERRIDE_DELETE_USER: (
+        "DELETE override_state FROM segments_by_user USING TIMESTAMP ? "
+        "WHERE user_key = ? AND segment_id = ?"
+    ),
+    Stmt.EVENT: (
+        "INSERT INTO membership_events (segment_id, day, shard, version, command_id, user_key, "
+        "operation, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?"
+    ),
+    Stmt.CLEAR_BUCKET: (
+        "DELETE FROM feed_by_segment USING TIMESTAMP ? WHERE segment_id = ? AND bucket = ?"
+    ),
+    Stmt.MARK_CLEARED: (
+        "UPDATE segments USING TIMESTAMP ? SET feed_cleared_at = ? WHERE segment_id = ?"
+    ),
+    Stmt.SEGMENT_DEFINITION: (
+        "UPDATE segments USING TIMESTAMP ? SET name = ?, description = ?, segment_type = ?, "
+        "broadcast_medium_id = ?, updated_at = ? WHERE segment_id = ?"
+    ),
+    Stmt.PROFILE_UPSERT: (
+        "UPDATE profiles USING TIMESTAMP ? SET external_id = ?, first_name = ?, last_name = ?, "
+        "email = ?, phone = ?, tags = tags + ?, updated_at = ? WHERE user_key = ?"
+    ),
+}
+
+
+def prepare_all(session: Any) -> dict[Stmt, Any]:
+    """Prepare every statement once; the result is reused for every batch."""
+    prepared: dict[Stmt, Any] = {}
+    for stmt, cql in CQL.items():
+        statement = session.prepare(cql)
+        statement.is_idempotent = True
+        prepared[stmt] = statement
+    return prepared

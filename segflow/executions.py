@@ -1,0 +1,260 @@
+"""Executions: one per uploaded file content (and import name), with status and exact counts.
+
+The uploader creates and updates an execution; the consumer records, per Kafka offset, which
+records of the execution were applied or dead-lettered (``execution_progress`` sets: adding
+an offset twice changes nothing, so counts stay exact under redelivery). ``--wait`` and
+``segflow executions show`` sum those sets on read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+PROGRESS_BLOCK = 4096
+
+
+class Status(StrEnum):
+    """Execution lifecycle: PENDING -> RUNNING -> SUCCEEDED | FAILED | CANCELED."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+
+
+FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED})
+
+
+@dataclass
+class Execution:
+    """One execution row plus the consumer's progress summed from ``execution_progress``."""
+
+    execution_id: str
+    import_name: str
+    file_name: str
+    format: str
+    content_sha256: str
+    created_at: datetime
+    created_at_us: int
+    status: Status
+    lines_read: int = 0
+    commands_produced: int = 0
+    lines_rejected: int = 0
+    error: str | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+    commands_applied: int = 0
+    commands_dead_lettered: int = 0
+
+    @property
+    def landed(self) -> int:
+        """Commands that reached a final outcome in the consumer."""
+        return self.commands_applied + self.commands_dead_lettered
+
+
+def new_execution_id() -> str:
+    """A random, URL-safe execution id."""
+    return uuid.uuid4().hex
+
+
+def sha256_file(path: str, chunk: int = 1 << 20) -> str:
+    """Content hash of a file, read in chunks (files may be many GB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_COLUMNS = (
+    "execution_id, import_name, file_name, format, content_sha256, created_at, created_at_us, "
+    "status, lines_read, commands_produced, lines_rejected, error, updated_at, finished_at"
+)
+
+
+class ExecutionStore:
+    """Cassandra access to ``executions``, ``executions_by_content``, ``execution_progress``."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._insert = session.prepare(
+            f"INSERT INTO executions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        self._by_content_insert = session.prepare(
+            "INSERT INTO executions_by_content (content_sha256, import_name, execution_id, "
+            "created_at) VALUES (?, ?, ?, ?)"
+        )
+        self._by_content = session.prepare(
+            "SELECT execution_id FROM executions_by_content "
+            "WHERE content_sha256 = ? AND import_name = ? LIMIT 1"
+        )
+        self._get = session.prepare(f"SELECT {_COLUMNS} FROM executions WHERE execution_id = ?")
+        self._update = session.prepare(
+            "UPDATE executions SET status = ?, lines_read = ?, commands_produced = ?, "
+            "lines_rejected = ?, error = ?, updated_at = ?, finished_at = ? "
+            "WHERE execution_id = ?"
+        )
+        self._set_status = session.prepare(
+            "UPDATE executions SET status = ?, error = ?, updated_at = ?, finished_at = ? "
+            "WHERE execution_id = ? IF status IN ('PENDING', 'RUNNING')"
+        )
+        self._progress = session.prepare(
+            "SELECT applied, dead_lettered FROM execution_progress WHERE execution_id = ?"
+        )
+        self._add_applied = session.prepare(
+            "UPDATE execution_progress SET applied = applied + ? WHERE execution_id = ? "
+            "AND topic = ? AND kafka_partition = ? AND block = ?"
+        )
+        self._add_dead = session.prepare(
+            "UPDATE execution_progress SET dead_lettered = dead_lettered + ? "
+            "WHERE execution_id = ? AND topic = ? AND kafka_partition = ? AND block = ?"
+        )
+        for statement in (self._add_applied, self._add_dead):
+            statement.is_idempotent = True
+
+    def find_by_content(self, content_sha256: str, import_name: str) -> Execution | None:
+        """The newest execution of the same content under the same import name."""
+        row = self._session.execute(self._by_content, (content_sha256, import_name)).one()
+        return self.get(row.execution_id) if row is not None else None
+
+    def create(
+        self, import_name: str, file_name: str, fmt: str, content_sha256: str, created_at_us: int
+    ) -> Execution:
+        """Record a new PENDING execution."""
+        created_at = datetime.fromtimestamp(created_at_us / 1_000_000, tz=UTC)
+        execution = Execution(
+            execution_id=new_execution_id(),
+            import_name=import_name,
+            file_name=file_name,
+            format=fmt,
+            content_sha256=content_sha256,
+            created_at=created_at,
+            created_at_us=created_at_us,
+            status=Status.PENDING,
+            updated_at=created_at,
+        )
+        self._session.execute(
+            self._insert,
+            (
+                execution.execution_id,
+                import_name,
+                file_name,
+                fmt,
+                content_sha256,
+                created_at,
+                created_at_us,
+                execution.status.value,
+                0,
+                0,
+                0,
+                None,
+                created_at,
+                None,
+            ),
+        )
+        self._session.execute(
+            self._by_content_insert,
+            (content_sha256, import_name, execution.execution_id, created_at),
+        )
+        return execution
+
+    def save(self, execution: Execution) -> None:
+        """Persist status and uploader counters."""
+        now = datetime.now(tz=UTC)
+        execution.updated_at = now
+        if execution.status in FINAL and execution.finished_at is None:
+            execution.finished_at = now
+        self._session.execute(
+            self._update,
+            (
+                execution.status.value,
+                execution.lines_read,
+                execution.commands_produced,
+                execution.lines_rejected,
+                execution.error,
+                now,
+                execution.finished_at,
+                execution.execution_id,
+            ),
+        )
+
+    def cancel(self, execution_id: str, reason: str) -> bool:
+        """Mark a non-final execution CANCELED; False when it had already ended."""
+        now = datetime.now(tz=UTC)
+        result = self._session.execute(
+            self._set_status, (Status.CANCELED.value, reason, now, now, execution_id)
+        )
+        return bool(result.was_applied)
+
+    def get(self, execution_id: str) -> Execution | None:
+        """The execution with its consumer progress summed, or None."""
+        row = self._session.execute(self._get, (execution_id,)).one()
+        if row is None:
+            return None
+        execution = _execution(row)
+        applied = dead = 0
+        for progress in self._session.execute(self._progress, (execution_id,)):
+            applied += len(progress.applied or ())
+            dead += len(progress.dead_lettered or ())
+        execution.commands_applied = applied
+        execution.commands_dead_lettered = dead
+        return execution
+
+    def recent(self, limit: int = 50) -> list[Execution]:
+        """Recent executions, newest first (without progress sums: use ``get`` for those)."""
+        rows = self._session.execute(f"SELECT {_COLUMNS} FROM executions LIMIT %s", (limit * 20,))
+        executions = sorted(
+            (_execution(row) for row in rows), key=lambda e: e.created_at, reverse=True
+        )
+        return executions[:limit]
+
+    def record_progress(
+        self,
+        topic: str,
+        applied: Iterable[tuple[str, int, int]],
+        dead_lettered: Iterable[tuple[str, int, int]],
+    ) -> list[tuple[Any, tuple[Any, ...]]]:
+        """Statements adding (execution_id, partition, offset) triples to the progress sets.
+
+        Returned rather than executed so the consumer sends them with the batch's other
+        writes (same retries, same all-or-nothing rule before offsets are stored).
+        """
+        statements: list[tuple[Any, tuple[Any, ...]]] = []
+        for prepared, triples in ((self._add_applied, applied), (self._add_dead, dead_lettered)):
+            grouped: dict[tuple[str, int, int], set[int]] = defaultdict(set)
+            for execution_id, partition, offset in triples:
+                grouped[(execution_id, partition, offset // PROGRESS_BLOCK)].add(offset)
+            for (execution_id, partition, block), offsets in grouped.items():
+                statements.append((prepared, (offsets, execution_id, topic, partition, block)))
+        return statements
+
+
+def _execution(row: Any) -> Execution:
+    return Execution(
+        execution_id=row.execution_id,
+        import_name=row.import_name or "",
+        file_name=row.file_name or "",
+        format=row.format or "",
+        content_sha256=row.content_sha256 or "",
+        created_at=_aware(row.created_at),
+        created_at_us=int(row.created_at_us or 0),
+        status=Status(row.status),
+        lines_read=int(row.lines_read or 0),
+        commands_produced=int(row.commands_produced or 0),
+        lines_rejected=int(row.lines_rejected or 0),
+        error=row.error,
+        updated_at=_aware(row.updated_at) if row.updated_at else None,
+        finished_at=_aware(row.finished_at) if row.finished_at else None,
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
