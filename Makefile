@@ -25,9 +25,7 @@ stack-down:
 
 ## The main job, end to end on the local stack.
 demo: stack-up
-	$(SEGFLOW) db migrate
-	$(SEGFLOW) topics create
-	$(SEGFLOW) stack status
+	$(SEGFLOW) demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cassandra import DriverException
+from cassandra.cluster import NoHostAvailable
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import UNSET_VALUE
 
@@ -19,6 +21,10 @@ from consumer.metrics import ConsumerMetrics
 from consumer.plan import UNSET, Stmt, Write
 
 log = logging.getLogger(__name__)
+
+# Errors that mean "Cassandra is not answering right now" (timeouts, unavailable replicas, no
+# reachable host), as opposed to bugs: the consumer holds its batch and retries on these.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (DriverException, NoHostAvailable)
 
 
 class CassandraUnavailableError(RuntimeError):

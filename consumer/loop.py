@@ -27,7 +27,11 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from consumer.cassandra_writer import CassandraUnavailableError, CassandraWriter
+from consumer.cassandra_writer import (
+    TRANSIENT_ERRORS,
+    CassandraUnavailableError,
+    CassandraWriter,
+)
 from consumer.dead_letter import DeadLetter, DeadLetterError, DeadLetterSink
 from consumer.metrics import ConsumerMetrics
 from consumer.plan import Write
@@ -77,6 +81,8 @@ class ConsumerLoop:
         self._cassandra_ok = cassandra_ok
         self._stop = threading.Event()
         self._held: PreparedBatch | None = None
+        # Records whose planning itself needed Cassandra (registry lookups) while it was down.
+        self._held_messages: list[Any] | None = None
         self._paused = False
         self._assigned: set[tuple[str, int]] = set()
         self._last_commit = time.time()
@@ -133,7 +139,7 @@ class ConsumerLoop:
             while not self._stop.is_set():
                 self.last_loop = time.monotonic()
                 self._metrics.seconds_since_commit.set(time.time() - self._last_commit)
-                if self._held is not None:
+                if self._held is not None or self._held_messages is not None:
                     self._retry_held()
                     continue
                 messages = self._consumer.consume(
@@ -161,7 +167,19 @@ class ConsumerLoop:
             return
         self._metrics.consumed.inc(len(messages))
         self._metrics.batch_size.observe(len(messages))
-        batch = self._applier.prepare(messages)
+        self._prepare_and_apply(messages)
+
+    def _prepare_and_apply(self, messages: list[Any]) -> None:
+        try:
+            batch = self._applier.prepare(messages)
+        except TRANSIENT_ERRORS as exc:
+            log.error(
+                "cannot plan batch, Cassandra unavailable; pausing partitions",
+                extra={"fields": {"error": type(exc).__name__, "records": len(messages)}},
+            )
+            self._pause_for(messages=messages)
+            return
+        self._held_messages = None
         self._apply(batch)
 
     def _apply(self, batch: PreparedBatch) -> None:
@@ -176,7 +194,7 @@ class ConsumerLoop:
                 "batch not written; pausing partitions",
                 extra={"fields": {"error": str(exc), "records": len(batch.next_offsets)}},
             )
-            self._hold(batch)
+            self._pause_for(batch=batch)
             return
         finally:
             self._metrics.apply_latency.observe(time.monotonic() - begin)
@@ -185,12 +203,15 @@ class ConsumerLoop:
         for letter in batch.dead_letters:
             self._metrics.dead_lettered.labels(reason=letter.reason).inc()
         self._store_and_commit(batch.next_offsets)
-        if self._held is batch:
+        if self._held is batch or self._paused:
             self._held = None
             self._resume()
 
-    def _hold(self, batch: PreparedBatch) -> None:
-        self._held = batch
+    def _pause_for(
+        self, batch: PreparedBatch | None = None, messages: list[Any] | None = None
+    ) -> None:
+        """Keep the unwritten work in memory and pause every assigned partition."""
+        self._held, self._held_messages = batch, messages
         self._retry_delay = self._opts.retry_initial_s
         self._next_retry = time.monotonic() + self._retry_delay
         if not self._paused and self._assigned:
@@ -199,15 +220,27 @@ class ConsumerLoop:
             self._metrics.paused_partitions.set(len(self._assigned))
 
     def _retry_held(self) -> None:
-        # Keep polling while paused: heartbeats and rebalances go on, nothing is fetched.
-        self._consumer.consume(num_messages=1, timeout=min(0.5, self._opts.poll_timeout_s))
-        held = self._held
-        if held is None or time.monotonic() < self._next_retry:
+        # Keep polling while paused: heartbeats and rebalances go on, nothing is fetched. Should
+        # a record slip through anyway (e.g. a partition assigned in between), rewind to it so
+        # it is read again after the resume instead of being skipped.
+        stray = self._consumer.consume(num_messages=1, timeout=min(0.5, self._opts.poll_timeout_s))
+        for message in stray:
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if message.error() is None and topic and partition is not None and offset is not None:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+        if time.monotonic() < self._next_retry:
             return
         self._retry_delay = min(self._retry_delay * 2, self._opts.retry_max_s)
         self._next_retry = time.monotonic() + self._retry_delay
-        if self._cassandra_ok():
-            self._apply(held)
+        if not self._cassandra_ok():
+            return
+        if self._held_messages is not None:
+            self._prepare_and_apply(self._held_messages)
+        elif self._held is not None:
+            self._apply(self._held)
+
+    def _holding(self) -> bool:
+        return self._held is not None or self._held_messages is not None
 
     def _resume(self) -> None:
         if self._paused and self._assigned:
@@ -257,6 +290,10 @@ class ConsumerLoop:
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
+        if self._held_messages is not None:
+            self._held_messages = [
+                m for m in self._held_messages if (m.topic(), m.partition()) not in revoked
+            ]
         if self._held is not None:
             # The held batch cannot be committed for revoked partitions; its records will be
             # re-read by the new owner from the committed offsets.
@@ -279,6 +316,10 @@ class ConsumerLoop:
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         lost = {(tp.topic, tp.partition) for tp in partitions}
         self._assigned -= lost
+        if self._held_messages is not None:
+            self._held_messages = [
+                m for m in self._held_messages if (m.topic(), m.partition()) not in lost
+            ]
         if self._held is not None:
             self._held.next_offsets = {
                 k: v for k, v in self._held.next_offsets.items() if k not in lost
@@ -315,13 +356,11 @@ class ConsumerLoop:
 
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self._opts.shutdown_timeout_s
-        while self._held is not None and time.monotonic() < deadline:
+        while self._holding() and time.monotonic() < deadline:
             self._retry_held()
-        if self._held is not None:
-            log.error(
-                "shutting down with an unwritten batch; its offsets are not committed",
-                extra={"fields": {"partitions": len(self._held.next_offsets)}},
-            )
+            time.sleep(0.05)
+        if self._holding():
+            log.error("shutting down with an unwritten batch; its offsets are not committed")
         try:
             self._consumer.commit(asynchronous=False)
             self._mark_committed()

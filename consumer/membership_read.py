@@ -37,20 +37,23 @@ class MembershipReader:
     def __init__(self, session: Any) -> None:
         self._session = session
         self._feed = session.prepare(
-            "SELECT user_key, data_bag, expires_at FROM feed_by_segment "
+            "SELECT user_key, data_bag, expires_at FROM {ks}.feed_by_segment "
             "WHERE segment_id = ? AND bucket = ?"
         )
         self._feed.fetch_size = PAGE_SIZE
         self._override = session.prepare(
-            "SELECT user_key, state FROM override_by_segment WHERE segment_id = ? AND bucket = ?"
+            "SELECT user_key, state FROM {ks}.override_by_segment "
+            "WHERE segment_id = ? AND bucket = ?"
         )
         self._override.fetch_size = PAGE_SIZE
         self._by_user = session.prepare(
             "SELECT segment_id, feed_member, WRITETIME(feed_member) AS feed_version, "
-            "feed_data_bag, feed_expires_at, override_state FROM segments_by_user "
+            "feed_data_bag, feed_expires_at, override_state FROM {ks}.segments_by_user "
             "WHERE user_key = ?"
         )
-        self._cleared = session.prepare("SELECT feed_cleared_at FROM segments WHERE segment_id = ?")
+        self._cleared = session.prepare(
+            "SELECT feed_cleared_at FROM {ks}.segments WHERE segment_id = ?"
+        )
 
     def members(self, segment: Segment, now: datetime | None = None) -> Iterator[Member]:
         """Effective members of ``segment`` in (bucket, user_key) order."""
@@ -79,28 +82,17 @@ class MembershipReader:
         for row in self._session.execute(self._by_user, (user_key,)):
             if row.override_state == "block":
                 continue
+            expires = _aware(row.feed_expires_at)
+            in_feed = bool(row.feed_member) and _alive(expires, now)
+            if in_feed:
+                cleared = self._session.execute(self._cleared, (row.segment_id,)).one()
+                cleared_at = cleared.feed_cleared_at if cleared is not None else None
+                in_feed = cleared_at is None or row.feed_version > cleared_at
             if row.override_state == "add":
-                found.append(
-                    Member(
-                        row.segment_id,
-                        user_key,
-                        "override",
-                        _aware(row.feed_expires_at),
-                        row.feed_data_bag,
-                    )
-                )
-                continue
-            if not row.feed_member or not _alive(_aware(row.feed_expires_at), now):
-                continue
-            cleared = self._session.execute(self._cleared, (row.segment_id,)).one()
-            cleared_at = cleared.feed_cleared_at if cleared is not None else None
-            if cleared_at is not None and row.feed_version <= cleared_at:
-                continue
-            found.append(
-                Member(
-                    row.segment_id, user_key, "feed", _aware(row.feed_expires_at), row.feed_data_bag
-                )
-            )
+                bag = row.feed_data_bag if in_feed else None
+                found.append(Member(row.segment_id, user_key, "override", None, bag))
+            elif in_feed:
+                found.append(Member(row.segment_id, user_key, "feed", expires, row.feed_data_bag))
         return found
 
 

@@ -5,8 +5,8 @@ consumer idempotent and order-independent: applying the same writes twice, or in
 order, leaves the same cells. See the README's "Membership semantics" for the contract.
 
 Writes per command (one segment): feed add/remove 3 (by segment, by user, event); override
-add/block/reset 3; replace member 4 (+ profile); replace begin ``bucket_count`` partition
-deletions + 2 (registry clear mark and definition); replace end 0.
+add/block/reset 3; replace member 4 (+ profile); replace begin 1 (definition); replace end
+``bucket_count`` partition deletions + 2 (registry clear mark and definition).
 """
 
 from __future__ import annotations
@@ -150,10 +150,12 @@ def plan_override(
     return writes
 
 
-def plan_replace_begin(
+def plan_replace_clear(
     segment_id: str, bucket_count: int, version: int, definition: dict[str, Any] | None
 ) -> list[Write]:
     """Clear the segment's feed layer below the replace: every bucket at ``version - 1``.
+
+    Planned for REPLACE_END (the whole document was read), never for a partial replace.
 
     The by-user view cannot be range-deleted, so the registry records ``feed_cleared_at``
     (written at that same timestamp, so the maximum wins) and readers ignore older feed

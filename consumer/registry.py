@@ -39,18 +39,21 @@ class SegmentRegistry:
         self._by_name: dict[str, tuple[float, str | None]] = {}
         self._select = session.prepare(
             "SELECT segment_id, technical_name, name, description, segment_type, "
-            "broadcast_medium_id, bucket_count, feed_cleared_at FROM segments WHERE segment_id = ?"
+            "broadcast_medium_id, bucket_count, feed_cleared_at FROM {ks}.segments "
+            "WHERE segment_id = ?"
         )
         self._select_name = session.prepare(
-            "SELECT segment_id FROM segments_by_technical_name WHERE technical_name = ?"
+            "SELECT segment_id FROM {ks}.segments_by_technical_name WHERE technical_name = ?"
         )
         self._create = session.prepare(
-            "INSERT INTO segments (segment_id, technical_name, name, description, segment_type, "
+            "INSERT INTO {ks}.segments (segment_id, technical_name, name, description, "
+            "segment_type, "
             "broadcast_medium_id, bucket_count, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
         )
         self._create_name = session.prepare(
-            "INSERT INTO segments_by_technical_name (technical_name, segment_id) VALUES (?, ?) "
+            "INSERT INTO {ks}.segments_by_technical_name (technical_name, segment_id) "
+            "VALUES (?, ?) "
             "IF NOT EXISTS"
         )
 
@@ -125,7 +128,7 @@ class SegmentRegistry:
         """All registered segments (registry sizes are small: thousands, not millions)."""
         rows = self._session.execute(
             "SELECT segment_id, technical_name, name, description, segment_type, "
-            "broadcast_medium_id, bucket_count, feed_cleared_at FROM segments LIMIT %s",
+            "broadcast_medium_id, bucket_count, feed_cleared_at FROM {ks}.segments LIMIT %s",
             (limit,),
         )
         return sorted((_segment(row) for row in rows), key=lambda seg: seg.segment_id)

@@ -13,53 +13,55 @@ from consumer.plan import Stmt
 
 CQL: dict[Stmt, str] = {
     Stmt.FEED_UPSERT_SEGMENT: (
-        "INSERT INTO feed_by_segment (segment_id, bucket, user_key, data_bag, expires_at, "
+        "INSERT INTO {ks}.feed_by_segment (segment_id, bucket, user_key, data_bag, expires_at, "
         "command_id) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?"
     ),
     Stmt.FEED_DELETE_SEGMENT: (
-        "DELETE FROM feed_by_segment USING TIMESTAMP ? "
+        "DELETE FROM {ks}.feed_by_segment USING TIMESTAMP ? "
         "WHERE segment_id = ? AND bucket = ? AND user_key = ?"
     ),
     Stmt.FEED_UPSERT_USER: (
-        "UPDATE segments_by_user USING TIMESTAMP ? AND TTL ? SET feed_member = true, "
+        "UPDATE {ks}.segments_by_user USING TIMESTAMP ? AND TTL ? SET feed_member = true, "
         "feed_data_bag = ?, feed_expires_at = ? WHERE user_key = ? AND segment_id = ?"
     ),
     Stmt.FEED_DELETE_USER: (
-        "DELETE feed_member, feed_data_bag, feed_expires_at FROM segments_by_user "
+        "DELETE feed_member, feed_data_bag, feed_expires_at FROM {ks}.segments_by_user "
         "USING TIMESTAMP ? WHERE user_key = ? AND segment_id = ?"
     ),
     Stmt.OVERRIDE_SET_SEGMENT: (
-        "INSERT INTO override_by_segment (segment_id, bucket, user_key, state, command_id) "
+        "INSERT INTO {ks}.override_by_segment (segment_id, bucket, user_key, state, command_id) "
         "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
     ),
     Stmt.OVERRIDE_DELETE_SEGMENT: (
-        "DELETE FROM override_by_segment USING TIMESTAMP ? "
+        "DELETE FROM {ks}.override_by_segment USING TIMESTAMP ? "
         "WHERE segment_id = ? AND bucket = ? AND user_key = ?"
     ),
     Stmt.OVERRIDE_SET_USER: (
-        "UPDATE segments_by_user USING TIMESTAMP ? SET override_state = ? "
+        "UPDATE {ks}.segments_by_user USING TIMESTAMP ? SET override_state = ? "
         "WHERE user_key = ? AND segment_id = ?"
     ),
     Stmt.OVERRIDE_DELETE_USER: (
-        "DELETE override_state FROM segments_by_user USING TIMESTAMP ? "
+        "DELETE override_state FROM {ks}.segments_by_user USING TIMESTAMP ? "
         "WHERE user_key = ? AND segment_id = ?"
     ),
     Stmt.EVENT: (
-        "INSERT INTO membership_events (segment_id, day, shard, version, command_id, user_key, "
+        "INSERT INTO {ks}.membership_events (segment_id, day, shard, version, command_id, "
+        "user_key, "
         "operation, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?"
     ),
     Stmt.CLEAR_BUCKET: (
-        "DELETE FROM feed_by_segment USING TIMESTAMP ? WHERE segment_id = ? AND bucket = ?"
+        "DELETE FROM {ks}.feed_by_segment USING TIMESTAMP ? WHERE segment_id = ? AND bucket = ?"
     ),
     Stmt.MARK_CLEARED: (
-        "UPDATE segments USING TIMESTAMP ? SET feed_cleared_at = ? WHERE segment_id = ?"
+        "UPDATE {ks}.segments USING TIMESTAMP ? SET feed_cleared_at = ? WHERE segment_id = ?"
     ),
     Stmt.SEGMENT_DEFINITION: (
-        "UPDATE segments USING TIMESTAMP ? SET name = ?, description = ?, segment_type = ?, "
+        "UPDATE {ks}.segments USING TIMESTAMP ? SET name = ?, description = ?, segment_type = ?, "
         "broadcast_medium_id = ?, updated_at = ? WHERE segment_id = ?"
     ),
     Stmt.PROFILE_UPSERT: (
-        "UPDATE profiles USING TIMESTAMP ? SET external_id = ?, first_name = ?, last_name = ?, "
+        "UPDATE {ks}.profiles USING TIMESTAMP ? SET external_id = ?, first_name = ?, "
+        "last_name = ?, "
         "email = ?, phone = ?, tags = tags + ?, updated_at = ? WHERE user_key = ?"
     ),
 }

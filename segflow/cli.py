@@ -21,8 +21,11 @@ Handler = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every capability's subcommands registered."""
+    from consumer.cli import register as register_consumer
+    from producer_tools.cli import register as register_upload
     from segflow.config_cli import register as register_config
     from segflow.db.cli import register as register_db
+    from segflow.demo import register as register_demo
     from segflow.stack.cli import register as register_stack
     from segflow.topics_cli import register as register_topics
 
@@ -37,7 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"TOML configuration file (env: {CONFIG_FILE_ENV}); env vars SEGFLOW_* override it",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in (register_stack, register_db, register_topics, register_config):
+    for register in (
+        register_stack,
+        register_db,
+        register_topics,
+        register_upload,
+        register_consumer,
+        register_config,
+        register_demo,
+    ):
         register(subparsers)
     return parser
 

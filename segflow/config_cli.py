@@ -12,6 +12,7 @@ from segflow.settings import (
     ConsumeSettings,
     MigrateSettings,
     StackProcessSettings,
+    UploadSettings,
     masked_dump,
 )
 
@@ -20,6 +21,7 @@ PROCESSES: dict[str, type[BaseSettings]] = {
     "consume": ConsumeSettings,
     "migrate": MigrateSettings,
     "stack": StackProcessSettings,
+    "upload": UploadSettings,
 }
 
 

@@ -1,14 +1,14 @@
 """Executions: one per uploaded file content (and import name), with status and exact counts.
 
-The uploader creates and updates an execution; the consumer records, per Kafka offset, which
-records of the execution were applied or dead-lettered (``execution_progress`` sets: adding
-an offset twice changes nothing, so counts stay exact under redelivery). ``--wait`` and
+The uploader creates and updates an execution; the consumer records, per command sequence
+number, which commands of the execution were applied or dead-lettered (``execution_progress``
+sets: adding a number twice changes nothing, so counts stay exact under redelivery, replay and
+re-upload of the same file). ``--wait`` and
 ``segflow executions show`` sum those sets on read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -65,15 +65,6 @@ def new_execution_id() -> str:
     return uuid.uuid4().hex
 
 
-def sha256_file(path: str, chunk: int = 1 << 20) -> str:
-    """Content hash of a file, read in chunks (files may be many GB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 _COLUMNS = (
     "execution_id, import_name, file_name, format, content_sha256, created_at, created_at_us, "
     "status, lines_read, commands_produced, lines_rejected, error, updated_at, finished_at"
@@ -86,36 +77,39 @@ class ExecutionStore:
     def __init__(self, session: Any) -> None:
         self._session = session
         self._insert = session.prepare(
-            f"INSERT INTO executions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f"INSERT INTO {{ks}}.executions ({_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         self._by_content_insert = session.prepare(
-            "INSERT INTO executions_by_content (content_sha256, import_name, execution_id, "
+            "INSERT INTO {ks}.executions_by_content (content_sha256, import_name, execution_id, "
             "created_at) VALUES (?, ?, ?, ?)"
         )
         self._by_content = session.prepare(
-            "SELECT execution_id FROM executions_by_content "
+            "SELECT execution_id FROM {ks}.executions_by_content "
             "WHERE content_sha256 = ? AND import_name = ? LIMIT 1"
         )
-        self._get = session.prepare(f"SELECT {_COLUMNS} FROM executions WHERE execution_id = ?")
+        self._get = session.prepare(
+            f"SELECT {_COLUMNS} FROM {{ks}}.executions WHERE execution_id = ?"
+        )
         self._update = session.prepare(
-            "UPDATE executions SET status = ?, lines_read = ?, commands_produced = ?, "
+            "UPDATE {ks}.executions SET status = ?, lines_read = ?, commands_produced = ?, "
             "lines_rejected = ?, error = ?, updated_at = ?, finished_at = ? "
             "WHERE execution_id = ?"
         )
         self._set_status = session.prepare(
-            "UPDATE executions SET status = ?, error = ?, updated_at = ?, finished_at = ? "
+            "UPDATE {ks}.executions SET status = ?, error = ?, updated_at = ?, finished_at = ? "
             "WHERE execution_id = ? IF status IN ('PENDING', 'RUNNING')"
         )
         self._progress = session.prepare(
-            "SELECT applied, dead_lettered FROM execution_progress WHERE execution_id = ?"
+            "SELECT applied, dead_lettered FROM {ks}.execution_progress WHERE execution_id = ?"
         )
         self._add_applied = session.prepare(
-            "UPDATE execution_progress SET applied = applied + ? WHERE execution_id = ? "
-            "AND topic = ? AND kafka_partition = ? AND block = ?"
+            "UPDATE {ks}.execution_progress SET applied = applied + ? "
+            "WHERE execution_id = ? AND block = ?"
         )
         self._add_dead = session.prepare(
-            "UPDATE execution_progress SET dead_lettered = dead_lettered + ? "
-            "WHERE execution_id = ? AND topic = ? AND kafka_partition = ? AND block = ?"
+            "UPDATE {ks}.execution_progress SET dead_lettered = dead_lettered + ? "
+            "WHERE execution_id = ? AND block = ?"
         )
         for statement in (self._add_applied, self._add_dead):
             statement.is_idempotent = True
@@ -202,15 +196,20 @@ class ExecutionStore:
         execution = _execution(row)
         applied = dead = 0
         for progress in self._session.execute(self._progress, (execution_id,)):
-            applied += len(progress.applied or ())
-            dead += len(progress.dead_lettered or ())
+            done = progress.applied or set()
+            applied += len(done)
+            # A command dead-lettered once (e.g. unknown segment) and applied after a later
+            # re-upload counts as applied only.
+            dead += len(set(progress.dead_lettered or ()) - set(done))
         execution.commands_applied = applied
         execution.commands_dead_lettered = dead
         return execution
 
     def recent(self, limit: int = 50) -> list[Execution]:
         """Recent executions, newest first (without progress sums: use ``get`` for those)."""
-        rows = self._session.execute(f"SELECT {_COLUMNS} FROM executions LIMIT %s", (limit * 20,))
+        rows = self._session.execute(
+            f"SELECT {_COLUMNS} FROM {{ks}}.executions LIMIT %s", (limit * 20,)
+        )
         executions = sorted(
             (_execution(row) for row in rows), key=lambda e: e.created_at, reverse=True
         )
@@ -218,22 +217,21 @@ class ExecutionStore:
 
     def record_progress(
         self,
-        topic: str,
-        applied: Iterable[tuple[str, int, int]],
-        dead_lettered: Iterable[tuple[str, int, int]],
+        applied: Iterable[tuple[str, int]],
+        dead_lettered: Iterable[tuple[str, int]],
     ) -> list[tuple[Any, tuple[Any, ...]]]:
-        """Statements adding (execution_id, partition, offset) triples to the progress sets.
+        """Statements adding (execution_id, sequence) pairs to the progress sets.
 
         Returned rather than executed so the consumer sends them with the batch's other
         writes (same retries, same all-or-nothing rule before offsets are stored).
         """
         statements: list[tuple[Any, tuple[Any, ...]]] = []
-        for prepared, triples in ((self._add_applied, applied), (self._add_dead, dead_lettered)):
-            grouped: dict[tuple[str, int, int], set[int]] = defaultdict(set)
-            for execution_id, partition, offset in triples:
-                grouped[(execution_id, partition, offset // PROGRESS_BLOCK)].add(offset)
-            for (execution_id, partition, block), offsets in grouped.items():
-                statements.append((prepared, (offsets, execution_id, topic, partition, block)))
+        for prepared, pairs in ((self._add_applied, applied), (self._add_dead, dead_lettered)):
+            grouped: dict[tuple[str, int], set[int]] = defaultdict(set)
+            for execution_id, sequence in pairs:
+                grouped[(execution_id, sequence // PROGRESS_BLOCK)].add(sequence)
+            for (execution_id, block), sequences in grouped.items():
+                statements.append((prepared, (sequences, execution_id, block)))
         return statements
 
 

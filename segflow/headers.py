@@ -7,3 +7,5 @@ the consumer can attribute even an undecodable record to its execution.
 EXECUTION_ID = "segflow.execution_id"
 SOURCE_FILE = "segflow.file"
 SOURCE_LINE = "segflow.line"
+# Index of the command within its execution (0-based, deterministic for the same content).
+SEQUENCE = "segflow.seq"

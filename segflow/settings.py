@@ -175,6 +175,35 @@ class ConsumerOptions(BaseModel):
     idle_exit_s: float = Field(default=5.0, gt=0, description="--until-idle: quiet period.")
 
 
+class UploadOptions(BaseModel):
+    """``segflow upload``: every flag has a setting (flags win), so jobs can be configured."""
+
+    format: str = Field(
+        default="auto",
+        description="auto|mediarithmics-ndjson|mediarithmics-csv|village|segmenter",
+    )
+    topic: str | None = Field(default=None, description="Defaults to kafka.commands_topic.")
+    import_name: str = Field(default="default", description="Import the executions belong to.")
+    max_errors: str = Field(
+        default="0", pattern=r"^\d+%?$", description="Rejected lines allowed: N or N%."
+    )
+    rejects: Path | None = Field(
+        default=None, description="Rejects file (a directory when uploading several files)."
+    )
+    strict: bool = False
+    dry_run: bool = False
+    wait: bool = False
+    timeout_s: float = Field(default=3600.0, gt=0, description="--wait bound.")
+    new_execution: bool = False
+    linger_ms: int = Field(default=20, ge=0)
+    batch_size_bytes: int = Field(default=1_000_000, ge=1024)
+    compression: Literal["zstd", "lz4", "snappy", "gzip", "none"] = "zstd"
+    queue_max_kbytes: int = Field(
+        default=65536, ge=1024, description="Producer buffer: bounds memory."
+    )
+    progress_interval_s: float = Field(default=1.0, gt=0)
+
+
 class SegflowSettings(BaseSettings):
     """Base of every process model: env prefix, nested delimiter and the optional TOML file."""
 
@@ -233,6 +262,14 @@ class ConsumeSettings(SegflowSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     cassandra: CassandraSettings = Field(default_factory=CassandraSettings)
     consumer: ConsumerOptions = Field(default_factory=ConsumerOptions)
+
+
+class UploadSettings(SegflowSettings):
+    """``segflow upload`` and ``segflow executions``."""
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    cassandra: CassandraSettings = Field(default_factory=CassandraSettings)
+    upload: UploadOptions = Field(default_factory=UploadOptions)
 
 
 def _reveal(secret: SecretStr | None) -> str | None:

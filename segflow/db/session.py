@@ -16,6 +16,7 @@ from cassandra.policies import (
     ExponentialReconnectionPolicy,
     TokenAwarePolicy,
 )
+from cassandra.query import SimpleStatement
 
 from segflow.settings import CassandraSettings
 
@@ -47,12 +48,53 @@ def build_cluster(settings: CassandraSettings, **overrides: Any) -> Cluster:
     return Cluster(**kwargs)
 
 
-def connect(settings: CassandraSettings, keyspace: str | None = None) -> tuple[Cluster, Session]:
-    """Connect and return (cluster, session); the caller shuts the cluster down."""
+class KeyspaceSession:
+    """A driver session whose statements target one configurable keyspace, without ``USE``.
+
+    Cassandra 5 warns about prepared statements whose tables are not fully qualified, and the
+    keyspace is a setting (tests use one per session), so CQL in segflow names tables as
+    ``{ks}.table``; this wrapper substitutes the keyspace in prepared and plain-text statements
+    alike. Everything else is delegated to the driver session.
+    """
+
+    def __init__(self, session: Session, keyspace: str) -> None:
+        self.session = session
+        self.keyspace = keyspace
+
+    def qualify(self, query: str) -> str:
+        """``query`` with every ``{ks}`` replaced by the keyspace."""
+        return query.replace("{ks}", self.keyspace)
+
+    def prepare(self, query: str) -> Any:
+        """Prepare ``query`` (``{ks}.table`` names) against the keyspace."""
+        return self.session.prepare(self.qualify(query))
+
+    def execute(self, query: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        """Execute a prepared, bound or plain-text statement against the keyspace."""
+        return self.session.execute(self._statement(query), parameters, **kwargs)
+
+    def execute_async(self, query: Any, parameters: Any = None, **kwargs: Any) -> Any:
+        """Asynchronous ``execute``."""
+        return self.session.execute_async(self._statement(query), parameters, **kwargs)
+
+    def _statement(self, query: Any) -> Any:
+        if isinstance(query, str):
+            return SimpleStatement(self.qualify(query), keyspace=self.keyspace)
+        return query
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.session, name)
+
+
+def connect(settings: CassandraSettings, keyspace: str | None = None) -> tuple[Cluster, Any]:
+    """Connect and return (cluster, session); the caller shuts the cluster down.
+
+    With ``keyspace`` the session is a ``KeyspaceSession`` bound to it.
+    """
     cluster = build_cluster(settings)
     try:
-        session = cluster.connect(keyspace)
+        session = cluster.connect()
     except Exception:
         cluster.shutdown()
         raise
-    return cluster, session
+    return cluster, (KeyspaceSession(session, keyspace) if keyspace else session)

@@ -29,6 +29,7 @@ def resolve_classpath(
 ) -> list[Path]:
     """Return the jars of ``node``'s runtime classpath, running Maven only on a cache miss."""
     pom = pom_path(node)
+    cache_dir = cache_dir.resolve()  # Maven resolves a relative outputFile against the pom
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
     cache_file = cache_dir / f"{node}-{digest}.classpath"
     if cache_file.is_file():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ class Endpoints:
     cassandra_port: int
     origin: str
     release: Callable[[], None] = field(default=lambda: None)
+    # Freeze / thaw the Cassandra node (fault tests); None when the node is not ours.
+    pause_cassandra: Callable[[], None] | None = None
+    resume_cassandra: Callable[[], None] | None = None
 
 
 def from_env() -> Endpoints | None:
@@ -42,7 +46,7 @@ def from_env() -> Endpoints | None:
 def from_local_stack() -> Endpoints | None:
     """The JVM stack from Maven Central jars (needs java and mvn on PATH)."""
     from segflow.settings import StackProcessSettings
-    from segflow.stack import manager
+    from segflow.stack import cassandra_node, manager
 
     settings = StackProcessSettings().stack
     if shutil.which(settings.java) is None or shutil.which(settings.mvn) is None:
@@ -54,12 +58,21 @@ def from_local_stack() -> Endpoints | None:
         if started_here and not os.environ.get("SEGFLOW_TEST_KEEP_STACK"):
             manager.down(settings)
 
+    node = cassandra_node.process(settings)
+
+    def signal_cassandra(sig: signal.Signals) -> None:
+        pid = node.read_pid()
+        assert pid is not None, "the local Cassandra node is not running"
+        os.kill(pid, sig)
+
     return Endpoints(
         f"127.0.0.1:{settings.kafka_port}",
         "127.0.0.1",
         settings.cassandra_port,
         "local stack (started by the tests)" if started_here else "local stack (running)",
         release,
+        pause_cassandra=lambda: signal_cassandra(signal.SIGSTOP),
+        resume_cassandra=lambda: signal_cassandra(signal.SIGCONT),
     )
 
 
@@ -82,12 +95,15 @@ def from_testcontainers() -> Endpoints | None:
         cassandra.stop()
 
     host = cassandra.get_container_host_ip()
+    container = cassandra.get_wrapped_container()
     return Endpoints(
         kafka.get_bootstrap_server(),
         host,
         int(cassandra.get_exposed_port(9042)),
         "testcontainers",
         release,
+        pause_cassandra=container.pause,
+        resume_cassandra=container.unpause,
     )
 
 

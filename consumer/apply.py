@@ -1,0 +1,234 @@
+"""Decode, validate and plan one batch of Kafka records (the consumer's ``BatchApplier``).
+
+Each record ends in exactly one of two places: its writes (plus an ``applied`` progress
+mark) or the dead-letter topic (plus a ``dead_lettered`` mark). A record naming several
+segments is applied to all of them or dead-lettered whole, never half.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from consumer.dead_letter import DeadLetter
+from consumer.loop import PreparedBatch
+from consumer.plan import (
+    Context,
+    Write,
+    plan_definition,
+    plan_feed,
+    plan_override,
+    plan_replace_clear,
+    plan_replace_member,
+)
+from consumer.registry import Segment, SegmentRegistry
+from segflow.contract.codec import Codec
+from segflow.contract.enums import Operation
+from segflow.contract.errors import DecodeError
+from segflow.contract.models import InvalidCommandError, validate_record
+from segflow.contract.records import CommandRecord
+from segflow.executions import ExecutionStore
+from segflow.headers import EXECUTION_ID, SEQUENCE
+
+OVERRIDE_STATE = {
+    Operation.OVERRIDE_ADD: "add",
+    Operation.OVERRIDE_BLOCK: "block",
+    Operation.OVERRIDE_RESET: None,
+}
+
+
+class UnknownSegmentError(LookupError):
+    """A referenced segment is not registered (policy ``reject``)."""
+
+
+class CommandApplier:
+    """Plans the writes of a batch against the segment registry."""
+
+    def __init__(
+        self,
+        codec: Codec,
+        registry: SegmentRegistry,
+        executions: ExecutionStore,
+        unknown_segment_policy: str,
+        events_ttl_s: int,
+    ) -> None:
+        self._codec = codec
+        self._registry = registry
+        self._executions = executions
+        self._create_unknown = unknown_segment_policy == "create"
+        self._events_ttl_s = events_ttl_s
+
+    def prepare(self, messages: list[Any]) -> PreparedBatch:
+        """Everything the batch's records turn into, and the offsets to store afterwards."""
+        ctx = Context(now_ms=int(time.time() * 1000), events_ttl_s=self._events_ttl_s)
+        batch = PreparedBatch()
+        applied: list[tuple[str, int]] = []
+        dead: list[tuple[str, int]] = []
+        operations: Counter[str] = Counter()
+        for message in messages:
+            key = (message.topic(), message.partition())
+            batch.next_offsets[key] = max(batch.next_offsets.get(key, 0), message.offset() + 1)
+            headers = list(message.headers() or [])
+            execution_id = _header(headers, EXECUTION_ID)
+            sequence = _sequence(headers)
+            try:
+                record = self._codec.decode(message.value() or b"")
+            except DecodeError as exc:
+                batch.dead_letters.append(
+                    _letter(message, headers, "undecodable", str(exc), execution_id)
+                )
+                _mark(dead, execution_id, sequence)
+                continue
+            execution_id = record["execution_id"] or execution_id
+            try:
+                validate_record(record)
+                batch.writes.extend(self._plan(record, ctx))
+            except InvalidCommandError as exc:
+                batch.dead_letters.append(
+                    _letter(message, headers, "invalid", str(exc), execution_id)
+                )
+                _mark(dead, execution_id, sequence)
+                continue
+            except UnknownSegmentError as exc:
+                batch.dead_letters.append(
+                    _letter(message, headers, "unknown_segment", str(exc), execution_id)
+                )
+                _mark(dead, execution_id, sequence)
+                continue
+            operations[record["operation"].lower()] += 1
+            _mark(applied, execution_id, sequence)
+        batch.extra = self._executions.record_progress(applied, dead)
+        batch.applied_by_operation = dict(operations)
+        return batch
+
+    def _plan(self, record: CommandRecord, ctx: Context) -> list[Write]:
+        operation = Operation(record["operation"])
+        version = record["version"]
+        command_id = record["command_id"]
+        if operation in (Operation.REPLACE_BEGIN, Operation.REPLACE_END):
+            # Segment-level records name exactly one segment id (validate_record) and carry the
+            # definition Segmenter documents upsert. The clear happens on END, which the reader
+            # yields only once the whole document parsed: a document cut off mid-way adds its
+            # members but never empties the segment. Same version, so order does not matter.
+            definition = dict(record["segment"] or {"id": record["segment_ids"][0]})
+            segment = self._segmenter_segment(definition)
+            if operation is Operation.REPLACE_BEGIN:
+                return [plan_definition(segment.segment_id, version, definition)]
+            return plan_replace_clear(segment.segment_id, segment.bucket_count, version, definition)
+        segments = self._resolve(record)
+        user_key = record["user_key"]
+        assert user_key is not None  # checked by validate_record
+        writes: list[Write] = []
+        for segment in segments:
+            if operation is Operation.REPLACE_MEMBER:
+                person = record["person"]
+                writes.extend(
+                    plan_replace_member(
+                        segment.segment_id,
+                        segment.bucket_count,
+                        user_key,
+                        version,
+                        command_id,
+                        dict(person) if person is not None else None,
+                        ctx,
+                    )
+                )
+            elif operation in OVERRIDE_STATE:
+                writes.extend(
+                    plan_override(
+                        segment.segment_id,
+                        segment.bucket_count,
+                        user_key,
+                        version,
+                        command_id,
+                        OVERRIDE_STATE[operation],
+                        ctx,
+                    )
+                )
+            else:
+                writes.extend(
+                    plan_feed(
+                        segment.segment_id,
+                        segment.bucket_count,
+                        user_key,
+                        version,
+                        command_id,
+                        operation is Operation.FEED_ADD,
+                        record["expires_at_ms"],
+                        record["data_bag"],
+                        ctx,
+                    )
+                )
+        return writes
+
+    def _segmenter_segment(self, definition: Any) -> Segment:
+        """Segmenter documents upsert their segment: create it when new."""
+        segment = self._registry.get(definition["id"]) or self._registry.get(
+            definition["id"], fresh=True
+        )
+        if segment is None:
+            segment, _ = self._registry.create(
+                definition["id"],
+                name=definition.get("name"),
+                description=definition.get("description"),
+                segment_type=definition.get("segment_type"),
+                broadcast_medium_id=definition.get("broadcast_medium_id"),
+            )
+        return segment
+
+    def _resolve(self, record: CommandRecord) -> list[Segment]:
+        ids = list(dict.fromkeys(record["segment_ids"]))
+        for name in dict.fromkeys(record["segment_technical_names"]):
+            resolved = self._registry.resolve_name(name) or self._registry.resolve_name(
+                name, fresh=True
+            )
+            if resolved is None:
+                raise UnknownSegmentError(f"segment technical name {name!r} is not registered")
+            if resolved not in ids:
+                ids.append(resolved)
+        segments: list[Segment] = []
+        for segment_id in ids:
+            segment = self._registry.get(segment_id) or self._registry.get(segment_id, True)
+            if segment is None:
+                if not self._create_unknown:
+                    raise UnknownSegmentError(f"segment {segment_id!r} is not registered")
+                segment, _ = self._registry.create(segment_id)
+            segments.append(segment)
+        return segments
+
+
+def _mark(target: list[tuple[str, int]], execution_id: str | None, sequence: int | None) -> None:
+    if execution_id and sequence is not None:
+        target.append((execution_id, sequence))
+
+
+def _sequence(headers: list[tuple[str, bytes | None]]) -> int | None:
+    raw = _header(headers, SEQUENCE)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _header(headers: list[tuple[str, bytes | None]], name: str) -> str | None:
+    for key, value in headers:
+        if key == name and value:
+            return value.decode("utf-8", errors="replace")
+    return None
+
+
+def _letter(
+    message: Any, headers: list[tuple[str, Any]], reason: str, error: str, execution_id: str | None
+) -> DeadLetter:
+    return DeadLetter(
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        key=message.key(),
+        value=message.value(),
+        reason=reason,
+        error=error,
+        execution_id=execution_id,
+        original_headers=[(k, v) for k, v in headers if v is not None],
+    )

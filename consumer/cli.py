@@ -1,0 +1,205 @@
+"""``segflow consume``, ``members``, ``user`` and ``segments create|list|show``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from consumer.membership_read import Member, MembershipReader
+from consumer.registry import Segment, SegmentRegistry
+from segflow.db.session import connect
+from segflow.errors import SegflowError
+from segflow.settings import ConsumeSettings
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the consumer's commands."""
+    consume = subparsers.add_parser(
+        "consume",
+        help="run the consumer group that applies commands to Cassandra",
+        description="Settings: SEGFLOW_KAFKA__*, SEGFLOW_CASSANDRA__*, SEGFLOW_CONSUMER__* "
+        "(group_id, batch_size, max_in_flight, shutdown_timeout_s, http_host, http_port, "
+        "unknown_segment_policy, default_bucket_count, retry_*, idle_exit_s).",
+    )
+    consume.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="exit once caught up and no record arrived for idle_exit_s",
+    )
+    consume.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="fork N consumer processes (metrics port + index each)",
+    )
+    consume.add_argument("--group", help="consumer group id (SEGFLOW_CONSUMER__GROUP_ID)")
+    consume.set_defaults(handler=_consume)
+
+    members = subparsers.add_parser("members", help="list a segment's effective members")
+    members.add_argument("segment", help="segment id or technical name")
+    members.add_argument("--format", choices=["table", "ndjson", "csv"], default="table")
+    members.set_defaults(handler=_members)
+
+    user = subparsers.add_parser("user", help="list the segments a user is a member of")
+    user.add_argument("user_key", help="canonical user key, e.g. email:jane@example.com")
+    user.add_argument("--format", choices=["table", "ndjson", "csv"], default="table")
+    user.set_defaults(handler=_user)
+
+    segments = subparsers.add_parser("segments", help="the segment registry")
+    actions = segments.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = actions.add_parser("create", help="register a segment (idempotent)")
+    create.add_argument("segment_id")
+    create.add_argument("--technical-name")
+    create.add_argument("--name")
+    create.add_argument("--description")
+    create.add_argument("--type", dest="segment_type")
+    create.add_argument(
+        "--buckets",
+        type=int,
+        help="membership partitions (default SEGFLOW_CONSUMER__DEFAULT_BUCKET_COUNT)",
+    )
+    create.set_defaults(handler=_segments_create)
+    listing = actions.add_parser("list", help="list registered segments")
+    listing.set_defaults(handler=_segments_list)
+    show = actions.add_parser("show", help="show one segment")
+    show.add_argument("segment", help="segment id or technical name")
+    show.set_defaults(handler=_segments_show)
+
+
+def _consume(args: argparse.Namespace) -> int:
+    from consumer.runtime import run_workers
+
+    overrides: dict[str, Any] = {}
+    if args.group:
+        overrides["group_id"] = args.group
+    settings = ConsumeSettings()
+    if overrides:
+        settings.consumer = settings.consumer.model_copy(update=overrides)
+    return run_workers(settings, args.workers, args.until_idle)
+
+
+@contextmanager
+def _session() -> Iterator[tuple[Any, ConsumeSettings]]:
+    settings = ConsumeSettings()
+    try:
+        cluster, session = connect(settings.cassandra, settings.cassandra.keyspace)
+    except Exception as exc:
+        raise SegflowError(f"cannot connect to Cassandra: {exc}") from None
+    try:
+        yield session, settings
+    finally:
+        cluster.shutdown()
+
+
+def _registry(session: Any, settings: ConsumeSettings) -> SegmentRegistry:
+    return SegmentRegistry(session, settings.consumer.default_bucket_count, 0)
+
+
+def _find(registry: SegmentRegistry, ref: str) -> Segment:
+    segment = registry.get(ref, fresh=True)
+    if segment is None:
+        resolved = registry.resolve_name(ref, fresh=True)
+        segment = registry.get(resolved, fresh=True) if resolved else None
+    if segment is None:
+        raise SegflowError(f"unknown segment {ref!r} (neither an id nor a technical name)")
+    return segment
+
+
+def _members(args: argparse.Namespace) -> int:
+    with _session() as (session, settings):
+        segment = _find(_registry(session, settings), args.segment)
+        count = _print_members(MembershipReader(session).members(segment), args.format)
+    if args.format == "table":
+        print(f"({count} members)", file=sys.stderr)
+    return 0
+
+
+def _user(args: argparse.Namespace) -> int:
+    with _session() as (session, _settings):
+        found = MembershipReader(session).user_segments(args.user_key)
+        _print_members(iter(found), args.format)
+    return 0
+
+
+FIELDS = ("segment_id", "user_key", "via", "expires_at", "data_bag")
+
+
+def _print_members(members: Iterator[Member], fmt: str) -> int:
+    out = sys.stdout
+    writer = csv.writer(out) if fmt == "csv" else None
+    if writer is not None:
+        writer.writerow(FIELDS)
+    elif fmt == "table":
+        print(f"{'segment_id':<20} {'user_key':<40} {'via':<8} {'expires_at':<25} data_bag")
+    count = 0
+    for member in members:
+        count += 1
+        expires = member.expires_at.isoformat() if member.expires_at else ""
+        row = (member.segment_id, member.user_key, member.via, expires, member.data_bag or "")
+        if fmt == "ndjson":
+            out.write(
+                json.dumps(
+                    dict(
+                        zip(
+                            FIELDS,
+                            (
+                                member.segment_id,
+                                member.user_key,
+                                member.via,
+                                expires or None,
+                                member.data_bag,
+                            ),
+                            strict=True,
+                        )
+                    )
+                )
+                + "\n"
+            )
+        elif writer is not None:
+            writer.writerow(row)
+        else:
+            print(f"{row[0]:<20} {row[1]:<40} {row[2]:<8} {row[3]:<25} {row[4]}")
+    return count
+
+
+def _segments_create(args: argparse.Namespace) -> int:
+    with _session() as (session, settings):
+        try:
+            segment, created = _registry(session, settings).create(
+                args.segment_id,
+                args.technical_name,
+                args.name,
+                args.description,
+                args.segment_type,
+                None,
+                args.buckets,
+            )
+        except ValueError as exc:
+            raise SegflowError(str(exc)) from None
+    print(
+        f"{segment.segment_id}: {'created' if created else 'already exists'} "
+        f"({segment.bucket_count} buckets)"
+    )
+    return 0
+
+
+def _segments_list(args: argparse.Namespace) -> int:
+    with _session() as (session, settings):
+        for segment in _registry(session, settings).all():
+            print(
+                f"{segment.segment_id:<24} {segment.technical_name or '-':<24} "
+                f"{segment.name or '-'}"
+            )
+    return 0
+
+
+def _segments_show(args: argparse.Namespace) -> int:
+    with _session() as (session, settings):
+        segment = _find(_registry(session, settings), args.segment)
+    print(json.dumps(segment.__dict__, indent=2, default=str))
+    return 0

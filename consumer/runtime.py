@@ -1,0 +1,165 @@
+"""Wire one consumer process together: Cassandra session, statements, registry, loop, HTTP.
+
+``run_workers`` forks N such processes for ``--workers N``; each is a full group member with
+its own health/metrics port (base port + worker index).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from consumer.apply import CommandApplier
+from consumer.cassandra_writer import CassandraWriter
+from consumer.dead_letter import DeadLetterSink
+from consumer.http_endpoints import HealthServer
+from consumer.loop import ConsumerLoop
+from consumer.metrics import ConsumerMetrics
+from consumer.registry import SegmentRegistry
+from consumer.statements import prepare_all
+from segflow.contract.codec import default_codec
+from segflow.db.session import connect
+from segflow.executions import ExecutionStore
+from segflow.logs import configure_logging
+from segflow.settings import ConsumeSettings
+
+log = logging.getLogger(__name__)
+LIVENESS_STALL_S = 120.0
+
+
+class CassandraProbe:
+    """``SELECT release_version`` at most every few seconds, for readiness."""
+
+    def __init__(self, session: Any, every_s: float = 5.0) -> None:
+        self._session = session
+        self._every = every_s
+        self._checked = 0.0
+        self._ok = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked >= self._every:
+            self._checked = now
+            try:
+                self._session.execute("SELECT release_version FROM system.local", timeout=2)
+                self._ok = True
+            except Exception:
+                self._ok = False
+        return self._ok
+
+
+@dataclass
+class Consumer:
+    """One wired consumer: its loop, metrics and Cassandra connection."""
+
+    loop: ConsumerLoop
+    metrics: ConsumerMetrics
+    probe: CassandraProbe
+    cluster: Any
+
+    def close(self) -> None:
+        """Release the Cassandra connection (the loop closes its Kafka clients itself)."""
+        self.cluster.shutdown()
+
+
+def build(settings: ConsumeSettings) -> Consumer:
+    """Connect and wire every component of one consumer (shared by the CLI and the tests)."""
+    opts = settings.consumer
+    cluster, session = connect(settings.cassandra, settings.cassandra.keyspace)
+    try:
+        metrics = ConsumerMetrics()
+        probe = CassandraProbe(session)
+        writer = CassandraWriter(
+            session,
+            prepare_all(session),
+            metrics,
+            opts.max_in_flight,
+            opts.retry_initial_s,
+            opts.retry_max_s,
+            opts.retry_attempts,
+        )
+        applier = CommandApplier(
+            default_codec(),
+            SegmentRegistry(session, opts.default_bucket_count, opts.registry_cache_ttl_s),
+            ExecutionStore(session),
+            opts.unknown_segment_policy,
+            opts.events_ttl_days * 86400,
+        )
+        loop = ConsumerLoop(
+            settings, applier, writer, DeadLetterSink(settings.kafka), metrics, probe
+        )
+    except Exception:
+        cluster.shutdown()
+        raise
+    return Consumer(loop, metrics, probe, cluster)
+
+
+def health_server(consumer: Consumer, host: str, port: int) -> HealthServer:
+    """The /metrics, /healthz and /readyz server of a consumer."""
+    loop, metrics, probe = consumer.loop, consumer.metrics, consumer.probe
+
+    def alive() -> tuple[bool, dict[str, object]]:
+        stalled = time.monotonic() - loop.last_loop
+        return stalled < LIVENESS_STALL_S, {"seconds_since_poll": round(stalled, 1)}
+
+    def ready() -> tuple[bool, dict[str, object]]:
+        ok = loop.ready
+        metrics.ready.set(1 if ok else 0)
+        return ok, {"cassandra": probe()}
+
+    return HealthServer(host, port, metrics.registry, alive, ready)
+
+
+def run(settings: ConsumeSettings, until_idle: bool = False, worker: int = 0) -> None:
+    """Run one consumer until SIGTERM (or until caught up with ``until_idle``)."""
+    configure_logging(settings.log)
+    opts = settings.consumer
+    consumer = build(settings)
+    try:
+        consumer.loop.install_signal_handlers()
+        port = opts.http_port + worker if opts.http_port else 0
+        server = health_server(consumer, opts.http_host, port)
+        server.start()
+        log.info(
+            "consumer started",
+            extra={
+                "fields": {
+                    "group": opts.group_id,
+                    "topic": settings.kafka.commands_topic,
+                    "http": f"{opts.http_host}:{server.port}",
+                    "worker": worker,
+                }
+            },
+        )
+        try:
+            consumer.loop.run(until_idle=until_idle)
+        finally:
+            server.stop()
+    finally:
+        consumer.close()
+
+
+def run_workers(settings: ConsumeSettings, workers: int, until_idle: bool) -> int:
+    """Fork ``workers`` consumer processes and wait; the exit code is the worst child's."""
+    if workers <= 1:
+        run(settings, until_idle)
+        return 0
+    context = multiprocessing.get_context("spawn")
+    procs = [
+        context.Process(target=run, args=(settings, until_idle, index), name=f"consumer-{index}")
+        for index in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.join()
+    return max((proc.exitcode or 0) for proc in procs)

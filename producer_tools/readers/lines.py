@@ -1,0 +1,189 @@
+"""Open an import file as a bounded, decompressed byte stream and split it into lines.
+
+Every reader goes through here so that the limits hold for every format: gzip is detected by
+its magic bytes (not trusted from the file name) and decompressed as a stream; a cap on the
+total decompressed bytes stops a gzip bomb; a cap on line length makes a file without
+newlines fail with one error instead of growing one line until memory runs out. Memory use is
+the read buffer plus one line, whatever the file size.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+READ_BUFFER_BYTES = 1 << 20
+
+InputSource = Path | str | BinaryIO
+
+
+class InputLimitError(Exception):
+    """The decompressed input grew past ``max_decompressed_bytes``."""
+
+
+# Errors a damaged or hostile input raises while being read; they end the file, not the run.
+STREAM_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    zlib.error,
+    InputLimitError,
+)
+
+
+def describe_stream_error(exc: BaseException) -> str:
+    """One line saying why the input could not be read further."""
+    if isinstance(exc, InputLimitError):
+        return str(exc)
+    if isinstance(exc, gzip.BadGzipFile | zlib.error | EOFError):
+        return f"corrupt or truncated gzip data: {exc}"
+    return f"cannot read input: {type(exc).__name__}: {exc}"
+
+
+class _CappedRaw(io.RawIOBase):
+    """Counts the bytes that pass and refuses to go past a cap."""
+
+    def __init__(self, inner: BinaryIO, cap: int) -> None:
+        super().__init__()
+        # read1: return what is available now, so the lines before a corrupt or truncated
+        # gzip tail are delivered before the error, not lost with a half-filled buffer.
+        self._read = getattr(inner, "read1", inner.read)
+        self._cap = cap
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._read(len(buffer))
+        size = len(data)
+        buffer[:size] = data
+        self.count += size
+        if self.count > self._cap:
+            raise InputLimitError(
+                f"decompressed input exceeds the cap of {self._cap} bytes (max_decompressed_bytes)"
+            )
+        return size
+
+
+class _ReadOnly(io.RawIOBase):
+    """Gives any object with ``read`` the raw interface ``io.BufferedReader`` needs."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@dataclass
+class OpenedInput:
+    """A decompressed, BOM-less, capped byte stream and what was found while opening it."""
+
+    stream: io.BufferedReader[_CappedRaw]
+    compressed: bool
+    had_bom: bool
+    _counter: _CappedRaw
+
+    @property
+    def bytes_read(self) -> int:
+        """Decompressed bytes pulled from the source so far (read-ahead included)."""
+        return self._counter.count
+
+
+@contextmanager
+def open_input(
+    source: InputSource, max_decompressed_bytes: int, buffer_size: int = READ_BUFFER_BYTES
+) -> Iterator[OpenedInput]:
+    """Open ``source`` (a path or a binary stream) for reading, gzip-aware.
+
+    A path is opened and closed here; a stream passed in is read but left open (its owner
+    closes it). Raises ``OSError`` when the path cannot be opened.
+    """
+    owned: BinaryIO | None = None
+    if isinstance(source, str | Path):
+        owned = open(source, "rb")  # noqa: SIM115 - closed in the finally below
+        base: BinaryIO = owned
+    else:
+        base = source
+    try:
+        peekable = (
+            base
+            if isinstance(base, io.BufferedReader)
+            else io.BufferedReader(_ReadOnly(base), buffer_size=64 * 1024)
+        )
+        compressed = peekable.peek(2)[:2] == GZIP_MAGIC
+        decompressed: BinaryIO = (
+            gzip.GzipFile(fileobj=peekable, mode="rb")  # type: ignore[assignment]
+            if compressed
+            else peekable
+        )
+        counter = _CappedRaw(decompressed, max_decompressed_bytes)
+        stream = io.BufferedReader(counter, buffer_size=buffer_size)
+        had_bom = False
+        try:
+            if stream.peek(3)[:3] == UTF8_BOM:
+                stream.read(3)
+                had_bom = True
+        except STREAM_ERRORS:
+            # Reported by whoever reads the stream next: the same error will be raised again.
+            pass
+        yield OpenedInput(stream, compressed, had_bom, counter)
+    finally:
+        if owned is not None:
+            owned.close()
+
+
+@dataclass(frozen=True, slots=True)
+class LineProblem:
+    """A line that could not be delivered; ``fatal`` ends the file."""
+
+    reason: str
+    raw: bytes
+    fatal: bool
+
+
+def iter_lines(
+    stream: io.BufferedReader[_CappedRaw], max_line_bytes: int
+) -> Iterator[tuple[int, bytes | LineProblem]]:
+    """Yield ``(line_number, line)`` with line numbers from 1, newline kept.
+
+    A line longer than ``max_line_bytes`` (newline excluded) yields a ``LineProblem`` and is
+    skipped in bounded chunks; a read error yields a fatal ``LineProblem`` and stops.
+    """
+    readline = stream.readline
+    limit = max_line_bytes + 1
+    line_number = 0
+    try:
+        while True:
+            chunk = readline(limit)
+            if not chunk:
+                return
+            line_number += 1
+            if len(chunk) < limit or chunk[-1] == 10:  # 10 = b"\n"
+                yield line_number, chunk
+                continue
+            head = chunk[:200]
+            while chunk and chunk[-1] != 10:
+                chunk = readline(READ_BUFFER_BYTES)
+            yield (
+                line_number,
+                LineProblem(
+                    f"line longer than {max_line_bytes} bytes (max_line_bytes)", head, False
+                ),
+            )
+    except STREAM_ERRORS as exc:
+        yield line_number + 1, LineProblem(describe_stream_error(exc), b"", True)

@@ -1,0 +1,68 @@
+"""Typed views of the wire dicts: exactly what the Avro codec writes and reads.
+
+The hot path (readers -> encoder, decoder -> consumer) moves plain dicts, because building a
+pydantic model per record costs more than the whole 5 µs budget. These ``TypedDict``s give
+those dicts static types; ``segflow.contract.models`` converts to and from validated models at
+the boundaries (API, tests, upstream producers).
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class SubstitutionTagRecord(TypedDict):
+    """One Segmenter substitution tag."""
+
+    tag: str
+    value: str
+
+
+class PersonRecord(TypedDict):
+    """A Segmenter person (REPLACE_MEMBER)."""
+
+    external_id: str
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    phone: str | None
+    substitution_tags: list[SubstitutionTagRecord]
+
+
+class SegmentDefinitionRecord(TypedDict):
+    """A Segmenter segment definition (REPLACE_BEGIN, REPLACE_END)."""
+
+    id: str
+    name: str | None
+    description: str | None
+    broadcast_medium_id: str | None
+    segment_type: str | None
+
+
+class OriginRecord(TypedDict):
+    """Where a command was read."""
+
+    file: str
+    line: int
+
+
+class CommandRecord(TypedDict):
+    """One segment command as it travels on the topic (field order = schema order)."""
+
+    command_id: str
+    execution_id: str
+    source: str
+    operation: str
+    version: int
+    user_key: str | None
+    segment_ids: list[str]
+    segment_technical_names: list[str]
+    expires_at_ms: int | None
+    data_bag: str | None
+    metadata: str | None
+    reference_id: str | None
+    description: str | None
+    segment: SegmentDefinitionRecord | None
+    person: PersonRecord | None
+    member_count: int | None
+    origin: OriginRecord | None

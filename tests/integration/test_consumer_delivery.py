@@ -1,0 +1,141 @@
+"""Dead-lettering, offsets and replay against the real broker and Cassandra."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from consumer.membership_read import MembershipReader
+from consumer.registry import SegmentRegistry
+from segflow.contract.records import CommandRecord
+from segflow.executions import ExecutionStore
+from segflow.settings import CassandraSettings, KafkaSettings
+from tests.support.consumer_harness import (
+    committed_lag,
+    consume_settings,
+    produce,
+    read_topic,
+    running_consumer,
+    wait_landed,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def feed_add(execution_id: str, user: str, segment: str, version: int) -> CommandRecord:
+    return {
+        "command_id": uuid.uuid4().hex,
+        "execution_id": execution_id,
+        "source": "PRODUCER",
+        "operation": "FEED_ADD",
+        "version": version,
+        "user_key": user,
+        "segment_ids": [segment],
+        "segment_technical_names": [],
+        "expires_at_ms": None,
+        "data_bag": '{"k": 1}',
+        "metadata": None,
+        "reference_id": None,
+        "description": None,
+        "segment": None,
+        "person": None,
+        "member_count": None,
+        "origin": None,
+    }
+
+
+def snapshot(session: Any, segment_id: str, users: list[str]) -> tuple[Any, ...]:
+    registry = SegmentRegistry(session, 4, 0)
+    segment = registry.get(segment_id, fresh=True)
+    assert segment is not None
+    reader = MembershipReader(session)
+    members = sorted((m.user_key, m.via, m.data_bag) for m in reader.members(segment))
+    by_user = sorted((u, m.segment_id, m.via) for u in users for m in reader.user_segments(u))
+    return tuple(members), tuple(by_user)
+
+
+def test_poison_records_are_dead_lettered_and_never_block(
+    kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, cassandra_session: Any
+) -> None:
+    segment = f"dlq-{uuid.uuid4().hex[:8]}"
+    SegmentRegistry(cassandra_session, 4, 0).create(segment, bucket_count=4)
+    store = ExecutionStore(cassandra_session)
+    execution = store.create("dlq", "dlq.ndjson", "producer", uuid.uuid4().hex, 1)
+    eid = execution.execution_id
+    version = int(time.time() * 1_000_000)
+    users = [f"user_id:u{i}" for i in range(997)]
+    records: list[tuple[int, CommandRecord | bytes]] = [
+        (i, feed_add(eid, user, segment, version + i)) for i, user in enumerate(users)
+    ]
+    invalid = feed_add(eid, "not-a-user-key", segment, version + 2000)
+    unknown = feed_add(eid, "user_id:ghost", f"missing-{uuid.uuid4().hex[:6]}", version + 2001)
+    records[100:100] = [(997, b"\x00not avro at all")]
+    records[500:500] = [(998, invalid)]
+    records[900:900] = [(999, unknown)]
+    produce(kafka_settings, records, eid)
+
+    settings = consume_settings(kafka_settings, cassandra_settings)
+    with running_consumer(settings):
+        landed = wait_landed(store, eid, 1000)
+    assert landed.commands_applied == 997
+    assert landed.commands_dead_lettered == 3
+    assert committed_lag(kafka_settings, settings.consumer.group_id) == 0
+
+    registered = SegmentRegistry(cassandra_session, 4, 0).get(segment, fresh=True)
+    assert registered is not None
+    members = {m.user_key for m in MembershipReader(cassandra_session).members(registered)}
+    assert members == set(users)
+
+    letters = read_topic(kafka_settings, kafka_settings.dead_letter_topic, 3)
+    assert len(letters) == 3
+    by_reason = {dict(m.headers())["dlq.reason"].decode(): m for m in letters}
+    assert set(by_reason) == {"undecodable", "invalid", "unknown_segment"}
+    assert by_reason["undecodable"].value() == b"\x00not avro at all"
+    for message in letters:
+        headers = dict(message.headers())
+        assert headers["dlq.original.topic"].decode() == kafka_settings.commands_topic
+        assert int(headers["dlq.original.offset"]) >= 0
+        assert headers["dlq.execution_id"].decode() == eid
+        assert headers["dlq.error"]
+    assert b"user_key" in dict(by_reason["invalid"].headers())["dlq.error"]
+
+
+def test_replay_from_the_beginning_changes_nothing(
+    kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, cassandra_session: Any
+) -> None:
+    segment = f"replay-{uuid.uuid4().hex[:8]}"
+    SegmentRegistry(cassandra_session, 4, 0).create(segment, bucket_count=4)
+    store = ExecutionStore(cassandra_session)
+    eid = store.create("replay", "r.ndjson", "producer", uuid.uuid4().hex, 1).execution_id
+    version = int(time.time() * 1_000_000)
+    users = [f"email:r{i}@example.com" for i in range(60)]
+    records: list[tuple[int, CommandRecord | bytes]] = []
+    for i, user in enumerate(users):
+        records.append((2 * i, feed_add(eid, user, segment, version + 2 * i)))
+        if i % 3 == 0:
+            removal = feed_add(eid, user, segment, version + 2 * i + 1)
+            removal["operation"], removal["data_bag"] = "FEED_REMOVE", None
+            records.append((2 * i + 1, removal))
+    produce(kafka_settings, records, eid)
+    first = consume_settings(kafka_settings, cassandra_settings)
+    with running_consumer(first):
+        wait_landed(store, eid, len(records))
+    before = snapshot(cassandra_session, segment, users)
+    assert len(before[0]) == 40
+
+    # A new group starts from the earliest offset: the whole topic is applied again.
+    replay = consume_settings(kafka_settings, cassandra_settings)
+    with running_consumer(replay):
+        wait_until(
+            lambda: committed_lag(kafka_settings, replay.consumer.group_id) == 0,
+            60,
+            "the replaying group to commit the whole topic",
+        )
+    assert snapshot(cassandra_session, segment, users) == before
+    again = store.get(eid)
+    assert again is not None
+    assert (again.commands_applied, again.commands_dead_lettered) == (len(records), 0)

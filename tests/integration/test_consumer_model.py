@@ -1,0 +1,238 @@
+"""Model-based test: random command sequences through the real topic and consumer.
+
+Hypothesis generates commands over a few users and segments (every operation, expiries,
+replaces, duplicates, equal-version removals), produces them to random partitions (delivery
+order scrambled), lets the real consumer apply them, and compares ``members`` and ``user``
+read back from Cassandra with the pure reference model.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consumer.membership_read import MembershipReader
+from consumer.registry import SegmentRegistry
+from segflow.contract.records import CommandRecord
+from segflow.db.session import connect
+from segflow.executions import ExecutionStore
+from segflow.kafka_admin import delete_topics, ensure_topics
+from segflow.settings import CassandraSettings, KafkaSettings
+from tests.support.consumer_harness import consume_settings, produce, running_consumer, wait_landed
+from tests.support.endpoints import Endpoints
+from tests.support.reference_model import effective_state
+
+pytestmark = pytest.mark.integration
+
+USERS = ["email:ann@example.com", "user_id:u-2", "account:7:acc-3", "email_hash:e4"]
+DAY_MS = 86_400_000
+
+
+class Env:
+    """Topic + consumer + session shared by every example of the module."""
+
+    def __init__(self, kafka: KafkaSettings, session: Any) -> None:
+        self.kafka = kafka
+        self.session = session
+        self.store = ExecutionStore(session)
+        self.registry = SegmentRegistry(session, 4, 0)
+        self.reader = MembershipReader(session)
+
+
+@pytest.fixture(scope="module")
+def env(endpoints: Endpoints, cassandra_settings: CassandraSettings) -> Iterator[Env]:
+    suffix = uuid.uuid4().hex[:8]
+    kafka = KafkaSettings(
+        bootstrap_servers=endpoints.bootstrap_servers,
+        commands_topic=f"model-{suffix}",
+        dead_letter_topic=f"model-dlq-{suffix}",
+        topic_partitions=3,
+    )
+    ensure_topics(kafka)
+    cluster, session = connect(cassandra_settings, cassandra_settings.keyspace)
+    try:
+        with running_consumer(consume_settings(kafka, cassandra_settings)):
+            yield Env(kafka, session)
+    finally:
+        cluster.shutdown()
+        delete_topics(kafka, [kafka.commands_topic, kafka.dead_letter_topic])
+
+
+def _base(
+    execution_id: str, op: str, version: int, user: str | None, segment_ids: list[str]
+) -> CommandRecord:
+    return {
+        "command_id": uuid.uuid4().hex,
+        "execution_id": execution_id,
+        "source": "PRODUCER",
+        "operation": op,
+        "version": version,
+        "user_key": user,
+        "segment_ids": segment_ids,
+        "segment_technical_names": [],
+        "expires_at_ms": None,
+        "data_bag": None,
+        "metadata": None,
+        "reference_id": None,
+        "description": None,
+        "segment": None,
+        "person": None,
+        "member_count": None,
+        "origin": None,
+    }
+
+
+step = st.one_of(
+    st.tuples(
+        st.just("FEED_ADD"),
+        st.integers(0, 3),
+        st.integers(0, 1),
+        st.sampled_from(["none", "past", "future"]),
+        st.booleans(),
+    ),
+    st.tuples(st.just("FEED_REMOVE"), st.integers(0, 3), st.integers(0, 1)),
+    st.tuples(
+        st.sampled_from(["OVERRIDE_ADD", "OVERRIDE_BLOCK", "OVERRIDE_RESET"]),
+        st.integers(0, 3),
+        st.integers(0, 1),
+    ),
+    st.tuples(st.just("REPLACE"), st.integers(0, 1), st.sets(st.integers(0, 3), max_size=4)),
+    st.tuples(st.just("DUPLICATE"), st.integers(0, 1000)),
+    st.tuples(st.just("TIE_REMOVE"), st.integers(0, 1000)),
+)
+
+
+def build_commands(
+    steps: list[tuple[Any, ...]],
+    segments: list[str],
+    execution_id: str,
+    now_ms: int,
+    rng: random.Random,
+) -> list[tuple[int, CommandRecord]]:
+    """(sequence, record) pairs; duplicates reuse their original's sequence number."""
+    out: list[tuple[int, CommandRecord]] = []
+    versions = rng.sample(range(1, 10_000), len(steps))
+    base = now_ms * 1000 - 10_000_000_000
+    seq = 0
+    for (kind, *args), offset in zip(steps, versions, strict=True):
+        version = base + offset * 1000
+        if kind == "DUPLICATE" and out:
+            out.append(out[args[0] % len(out)])
+            continue
+        if kind == "TIE_REMOVE" and out:
+            original = out[args[0] % len(out)][1]
+            if original["operation"] == "FEED_ADD":
+                tie = _base(
+                    execution_id,
+                    "FEED_REMOVE",
+                    original["version"],
+                    original["user_key"],
+                    original["segment_ids"],
+                )
+                out.append((seq, tie))
+                seq += 1
+            continue
+        if kind in ("DUPLICATE", "TIE_REMOVE"):
+            continue
+        if kind == "REPLACE":
+            segment, members = segments[args[0]], sorted(args[1])
+            begin = _base(execution_id, "REPLACE_BEGIN", version, None, [segment])
+            begin["segment"] = {
+                "id": segment,
+                "name": f"name-{offset}",
+                "description": None,
+                "broadcast_medium_id": None,
+                "segment_type": "static",
+            }
+            group = [begin]
+            for index in members:
+                external = f"ext-{index}"
+                member = _base(
+                    execution_id, "REPLACE_MEMBER", version, f"user_id:{external}", [segment]
+                )
+                member["person"] = {
+                    "external_id": external,
+                    "first_name": f"F{index}",
+                    "last_name": None,
+                    "email": None,
+                    "phone": None,
+                    "substitution_tags": [{"tag": "t", "value": str(offset)}],
+                }
+                group.append(member)
+            end = _base(execution_id, "REPLACE_END", version, None, [segment])
+            end["member_count"] = len(members)
+            group.append(end)
+            for record in group:
+                out.append((seq, record))
+                seq += 1
+            continue
+        user, segment = USERS[args[0]], segments[args[1]]
+        record = _base(execution_id, kind, version, user, [segment])
+        if kind == "FEED_ADD":
+            expiry = {"none": None, "past": now_ms - DAY_MS, "future": now_ms + DAY_MS}[args[2]]
+            record["expires_at_ms"] = expiry
+            record["data_bag"] = f'{{"n": {offset}}}' if args[3] else None
+        out.append((seq, record))
+        seq += 1
+    return out
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(step, min_size=1, max_size=25), seed=st.integers(0, 2**32))
+def test_consumer_state_equals_reference_model(
+    env: Env, steps: list[tuple[Any, ...]], seed: int
+) -> None:
+    rng = random.Random(seed)
+    tag = uuid.uuid4().hex[:8]
+    segments = [f"m{tag}-a", f"m{tag}-b"]
+    for segment in segments:
+        env.registry.create(segment, bucket_count=4)
+    now_ms = int(time.time() * 1000)
+    execution = env.store.create("model", "model.ndjson", "producer", tag, now_ms * 1000)
+    commands = build_commands(steps, segments, execution.execution_id, now_ms, rng)
+    replace_users = {f"user_id:ext-{i}" for i in range(4)}
+    produce(env.kafka, commands, execution.execution_id, shuffle_partitions=3, rng=rng)
+    unique = len({sequence for sequence, _ in commands})
+    landed = wait_landed(env.store, execution.execution_id, unique)
+    assert landed.commands_dead_lettered == 0
+
+    expected = effective_state((record for _, record in commands), int(time.time() * 1000))
+    for segment in segments:
+        registered = env.registry.get(segment, fresh=True)
+        assert registered is not None
+        actual = {
+            m.user_key: (
+                m.via,
+                m.data_bag,
+                int(m.expires_at.timestamp() * 1000) if m.expires_at else None,
+            )
+            for m in env.reader.members(registered)
+        }
+        want = {
+            user: (m.via, m.data_bag, m.expires_at_ms)
+            for user, m in expected.get(segment, {}).items()
+        }
+        assert actual == want, f"segment {segment}"
+    for user in [*USERS, *sorted(replace_users)]:
+        actual_user = {
+            (m.segment_id, m.via, m.data_bag)
+            for m in env.reader.user_segments(user)
+            if m.segment_id in segments
+        }
+        want_user = {
+            (segment, members[user].via, members[user].data_bag)
+            for segment, members in expected.items()
+            if user in members
+        }
+        assert actual_user == want_user, f"user {user}"

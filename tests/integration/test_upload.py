@@ -1,0 +1,289 @@
+"""``segflow upload`` against the real broker and Cassandra: what lands on the topic, exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segflow.contract.codec import decode
+from segflow.executions import ExecutionStore, Status
+from segflow.headers import EXECUTION_ID, SEQUENCE, SOURCE_FILE, SOURCE_LINE
+from segflow.settings import CassandraSettings, KafkaSettings
+from tests.support.consumer_harness import read_topic, topic_size, wait_until
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "producer_tools" / "examples"
+
+
+def upload_env(kafka: KafkaSettings, cassandra: CassandraSettings) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SEGFLOW_")}
+    env.update(
+        {
+            "SEGFLOW_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+            "SEGFLOW_KAFKA__COMMANDS_TOPIC": kafka.commands_topic,
+            "SEGFLOW_CASSANDRA__CONTACT_POINTS": ",".join(cassandra.contact_points),
+            "SEGFLOW_CASSANDRA__PORT": str(cassandra.port),
+            "SEGFLOW_CASSANDRA__KEYSPACE": cassandra.keyspace,
+            "SEGFLOW_UPLOAD__IMPORT_NAME": f"test-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    return env
+
+
+def segflow(
+    args: list[str], env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "segflow.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def mediarithmics_file(path: Path, lines: int, bad_every: int | None = None) -> set[int]:
+    """Write ``lines`` UPDATE lines; every ``bad_every``-th is invalid. Returns bad lines."""
+    bad: set[int] = set()
+    with path.open("w") as out:
+        for line in range(1, lines + 1):
+            if bad_every and line % bad_every == 0:
+                out.write(
+                    json.dumps(
+                        {
+                            "operation": "UPSERT",
+                            "expiration_duration": 0,
+                            "user_agent_id": f"ua-{line}",
+                            "segment_id": "s1",
+                        }
+                    )
+                    + "\n"
+                )
+                bad.add(line)
+            else:
+                out.write(
+                    json.dumps(
+                        {
+                            "operation": "UPDATE",
+                            "expiration_duration": 0,
+                            "user_agent_id": f"ua-{line % 997}",
+                            "segment_id": f"s{line % 3}",
+                        }
+                    )
+                    + "\n"
+                )
+    return bad
+
+
+def test_every_format_lands_exactly_on_the_topic(
+    kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, tmp_path: Path
+) -> None:
+    env = upload_env(kafka_settings, cassandra_settings)
+    expected_commands = {
+        "mediarithmics_segments.ndjson": 5,
+        "mediarithmics_segments.csv": 3,
+        "village_overrides.ndjson": 4,
+        "segmenter_segment.json": 5,
+    }
+    for name in expected_commands:
+        result = segflow(
+            ["upload", "--max-errors", "1", "--rejects", str(tmp_path), str(EXAMPLES / name)], env
+        )
+        assert result.returncode == 0, result.stderr
+    total = sum(expected_commands.values())
+    messages = read_topic(kafka_settings, kafka_settings.commands_topic, total)
+    assert len(messages) == total
+    per_file: dict[str, list[Any]] = defaultdict(list)
+    for message in messages:
+        headers = dict(message.headers())
+        record = decode(message.value())
+        assert headers[EXECUTION_ID].decode() == record["execution_id"]
+        assert record["origin"] is not None
+        assert headers[SOURCE_FILE].decode() == record["origin"]["file"]
+        assert int(headers[SOURCE_LINE]) == record["origin"]["line"]
+        per_file[record["origin"]["file"]].append((message, record, int(headers[SEQUENCE])))
+    assert {name: len(items) for name, items in per_file.items()} == expected_commands
+    for items in per_file.values():
+        assert sorted(seq for _, _, seq in items) == list(range(len(items)))
+        by_key: dict[bytes, list[tuple[int, int, int]]] = defaultdict(list)
+        for message, record, seq in sorted(items, key=lambda item: item[2]):
+            if record["operation"].startswith("REPLACE"):
+                assert message.key() == record["segment_ids"][0].encode()
+            else:
+                assert message.key() == record["user_key"].encode()
+            by_key[message.key()].append((message.partition(), message.offset(), seq))
+        for placements in by_key.values():
+            assert len({partition for partition, _, _ in placements}) == 1
+            offsets = [offset for _, offset, _ in placements]
+            assert offsets == sorted(offsets), "per-key produce order was not kept"
+    segmenter = [
+        record["operation"]
+        for _, record, _ in sorted(per_file["segmenter_segment.json"], key=lambda item: item[2])
+    ]
+    assert segmenter == ["REPLACE_BEGIN", *["REPLACE_MEMBER"] * 3, "REPLACE_END"]
+    rejects = [
+        json.loads(line)
+        for line in (tmp_path / "mediarithmics_segments.ndjson.rejects.ndjson")
+        .read_text()
+        .splitlines()
+    ]
+    assert [(r["line"], r["field"]) for r in rejects] == [(6, "compartment_id")]
+
+
+def test_reupload_reuses_the_execution_and_adds_nothing(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Any,
+    tmp_path: Path,
+) -> None:
+    env = upload_env(kafka_settings, cassandra_settings)
+    source = EXAMPLES / "village_overrides.ndjson"
+    first = segflow(["upload", str(source)], env)
+    assert first.returncode == 0, first.stderr
+    second = segflow(["upload", str(source)], env)
+    assert second.returncode == 0, second.stderr
+    assert "nothing produced again" in second.stderr
+    assert len(read_topic(kafka_settings, kafka_settings.commands_topic, 4)) == 4
+    forced = segflow(["upload", "--new-execution", str(source)], env)
+    assert forced.returncode == 0, forced.stderr
+    messages = read_topic(kafka_settings, kafka_settings.commands_topic, 8)
+    assert len(messages) == 8
+    executions = {decode(m.value())["execution_id"] for m in messages}
+    assert len(executions) == 2
+    store = ExecutionStore(cassandra_session)
+    for eid in executions:
+        execution = store.get(eid)
+        assert execution is not None
+        assert (execution.status, execution.commands_produced) == (Status.SUCCEEDED, 4)
+
+
+def test_one_percent_bad_lines_are_rejected_and_the_rest_produced(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Any,
+    tmp_path: Path,
+) -> None:
+    env = upload_env(kafka_settings, cassandra_settings)
+    source = tmp_path / "fifty_k.ndjson"
+    bad = mediarithmics_file(source, 50_000, bad_every=100)
+    rejects = tmp_path / "rejects.ndjson"
+    result = segflow(["upload", "--max-errors", "1%", "--rejects", str(rejects), str(source)], env)
+    assert result.returncode == 0, result.stderr
+    listed = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert {entry["line"] for entry in listed} == bad
+    assert all(entry["field"] == "operation" and entry["raw"] for entry in listed)
+    messages = read_topic(
+        kafka_settings, kafka_settings.commands_topic, 50_000 - len(bad), timeout_s=120
+    )
+    assert len(messages) == 50_000 - len(bad)
+    lines = {_line(m) for m in messages}
+    assert lines == set(range(1, 50_001)) - bad
+    eid = decode(messages[0].value())["execution_id"]
+    execution = ExecutionStore(cassandra_session).get(eid)
+    assert execution is not None
+    assert (execution.lines_read, execution.lines_rejected, execution.commands_produced) == (
+        50_000,
+        500,
+        49_500,
+    )
+
+
+def test_max_errors_crossed_fails_the_execution(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Any,
+    tmp_path: Path,
+) -> None:
+    env = upload_env(kafka_settings, cassandra_settings)
+    source = tmp_path / "eleven_bad.ndjson"
+    bad = mediarithmics_file(source, 1100, bad_every=100)
+    assert len(bad) == 11
+    result = segflow(
+        ["upload", "--max-errors", "10", "--rejects", str(tmp_path / "r.ndjson"), str(source)], env
+    )
+    assert result.returncode == 1
+    assert "exceed --max-errors 10" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len((tmp_path / "r.ndjson").read_text().splitlines()) == 11
+    produced = read_topic(kafka_settings, kafka_settings.commands_topic, 1089, timeout_s=30)
+    eid = decode(produced[0].value())["execution_id"]
+    execution = ExecutionStore(cassandra_session).get(eid)
+    assert execution is not None
+    assert execution.status is Status.FAILED
+    assert execution.error is not None
+    assert "--max-errors" in execution.error
+    # Reading stopped at the 11th bad line (line 1100): the 1089 lines before it were sent.
+    assert execution.commands_produced == len(produced) == 1089
+
+
+def test_killed_upload_rerun_completes_the_same_execution(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Any,
+    tmp_path: Path,
+) -> None:
+    env = upload_env(kafka_settings, cassandra_settings)
+    source = tmp_path / "big.ndjson"
+    mediarithmics_file(source, 300_000)
+    store = ExecutionStore(cassandra_session)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segflow.cli", "upload", str(source)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: topic_size(kafka_settings, kafka_settings.commands_topic) > 0,
+            120,
+            "the upload to start producing",
+            every_s=0.02,
+        )
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    killed = _running(store, env)
+    assert killed is not None
+    assert killed.status is Status.RUNNING
+    rerun = segflow(["upload", str(source)], env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"reusing execution {killed.execution_id}" in rerun.stderr
+    done = store.get(killed.execution_id)
+    assert done is not None
+    assert (done.status, done.commands_produced) == (Status.SUCCEEDED, 300_000)
+    total = topic_size(kafka_settings, kafka_settings.commands_topic)
+    assert total >= 300_000
+    messages = read_topic(kafka_settings, kafka_settings.commands_topic, total, timeout_s=300)
+    assert len(messages) == total
+    sequences = {int(dict(m.headers())[SEQUENCE]) for m in messages}
+    assert sequences == set(range(300_000)), "the re-run left a gap"
+    ids: dict[str, tuple[int, Any]] = {}
+    for message in messages:
+        record = decode(message.value())
+        previous = ids.setdefault(record["command_id"], (record["version"], record["origin"]))
+        assert previous == (record["version"], record["origin"])
+
+
+def _running(store: ExecutionStore, env: dict[str, str]) -> Any:
+    """The newest execution of this test's import."""
+    for execution in store.recent(200):
+        if execution.import_name == env["SEGFLOW_UPLOAD__IMPORT_NAME"]:
+            return execution
+    return None
+
+
+def _line(message: Any) -> int:
+    origin = decode(message.value())["origin"]
+    assert origin is not None
+    return origin["line"]
