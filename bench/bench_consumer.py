@@ -33,7 +33,7 @@ from consumer.plan import UNSET, Context, plan_feed
 from consumer.registry import SegmentRegistry
 from consumer.statements import prepare_all
 from segflow.contract.codec import default_codec
-from segflow.contract.records import CommandRecord
+from segflow.contract.records import CommandRecord, command_record
 from segflow.db.session import connect
 from segflow.executions import ExecutionStore
 from segflow.headers import EXECUTION_ID, SEQUENCE
@@ -53,25 +53,15 @@ def commands(execution_id: str, count: int, segments: list[str]) -> list[Command
     for index in range(count):
         add = rng.random() < 0.85
         out.append(
-            {
-                "command_id": uuid.uuid4().hex,
-                "execution_id": execution_id,
-                "source": "PRODUCER",
-                "operation": "FEED_ADD" if add else "FEED_REMOVE",
-                "version": version + index,
-                "user_key": f"user_id:u{rng.randrange(count)}",
-                "segment_ids": [rng.choice(segments)],
-                "segment_technical_names": [],
-                "expires_at_ms": None,
-                "data_bag": '{"score": 7}' if add and index % 4 == 0 else None,
-                "metadata": None,
-                "reference_id": None,
-                "description": None,
-                "segment": None,
-                "person": None,
-                "member_count": None,
-                "origin": None,
-            }
+            command_record(
+                command_id=uuid.uuid4().hex,
+                execution_id=execution_id,
+                operation="FEED_ADD" if add else "FEED_REMOVE",
+                version=version + index,
+                user_key=f"user_id:u{rng.randrange(count)}",
+                segment_ids=[rng.choice(segments)],
+                data_bag='{"score": 7}' if add and index % 4 == 0 else None,
+            )
         )
     return out
 

@@ -66,3 +66,45 @@ class CommandRecord(TypedDict):
     person: PersonRecord | None
     member_count: int | None
     origin: OriginRecord | None
+
+
+def command_record(
+    *,
+    command_id: str,
+    execution_id: str,
+    operation: str,
+    version: int,
+    user_key: str | None,
+    segment_ids: list[str],
+    source: str = "PRODUCER",
+    **optional: object,
+) -> CommandRecord:
+    """A ``CommandRecord`` with every optional field defaulted (null / empty).
+
+    For upstream producers, tests and benchmarks; the readers' hot path builds its dict
+    literals inline instead, because a keyword call costs a measurable share of the 5 µs budget.
+    """
+    record: dict[str, object] = {
+        "command_id": command_id,
+        "execution_id": execution_id,
+        "source": source,
+        "operation": operation,
+        "version": version,
+        "user_key": user_key,
+        "segment_ids": segment_ids,
+        "segment_technical_names": [],
+        "expires_at_ms": None,
+        "data_bag": None,
+        "metadata": None,
+        "reference_id": None,
+        "description": None,
+        "segment": None,
+        "person": None,
+        "member_count": None,
+        "origin": None,
+    }
+    unknown = set(optional) - set(record)
+    if unknown:
+        raise TypeError(f"unknown command fields: {', '.join(sorted(unknown))}")
+    record.update(optional)
+    return record  # type: ignore[return-value]

@@ -10,7 +10,7 @@ import pytest
 
 from consumer.membership_read import MembershipReader
 from consumer.registry import SegmentRegistry
-from segflow.contract.records import CommandRecord
+from segflow.contract.records import CommandRecord, command_record
 from segflow.executions import ExecutionStore
 from segflow.settings import CassandraSettings, KafkaSettings
 from tests.support.consumer_harness import (
@@ -27,25 +27,15 @@ pytestmark = pytest.mark.integration
 
 
 def feed_add(execution_id: str, user: str, segment: str, version: int) -> CommandRecord:
-    return {
-        "command_id": uuid.uuid4().hex,
-        "execution_id": execution_id,
-        "source": "PRODUCER",
-        "operation": "FEED_ADD",
-        "version": version,
-        "user_key": user,
-        "segment_ids": [segment],
-        "segment_technical_names": [],
-        "expires_at_ms": None,
-        "data_bag": '{"k": 1}',
-        "metadata": None,
-        "reference_id": None,
-        "description": None,
-        "segment": None,
-        "person": None,
-        "member_count": None,
-        "origin": None,
-    }
+    return command_record(
+        command_id=uuid.uuid4().hex,
+        execution_id=execution_id,
+        operation="FEED_ADD",
+        version=version,
+        user_key=user,
+        segment_ids=[segment],
+        data_bag='{"k": 1}',
+    )
 
 
 def snapshot(session: Any, segment_id: str, users: list[str]) -> tuple[Any, ...]:
@@ -139,3 +129,43 @@ def test_replay_from_the_beginning_changes_nothing(
     again = store.get(eid)
     assert again is not None
     assert (again.commands_applied, again.commands_dead_lettered) == (len(records), 0)
+
+
+def test_two_group_members_share_the_partitions(
+    kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, cassandra_session: Any
+) -> None:
+    segment = f"scale-{uuid.uuid4().hex[:8]}"
+    SegmentRegistry(cassandra_session, 4, 0).create(segment, bucket_count=4)
+    store = ExecutionStore(cassandra_session)
+    eid = store.create("scale", "s.ndjson", "producer", uuid.uuid4().hex, 1).execution_id
+    version = int(time.time() * 1_000_000)
+    users = [f"user_id:s{i}" for i in range(600)]
+    first = consume_settings(kafka_settings, cassandra_settings)
+    second = first.model_copy(deep=True)
+    with running_consumer(first) as one, running_consumer(second) as two:
+        wait_until(
+            lambda: (
+                one.metrics.assigned_partitions._value.get() > 0
+                and two.metrics.assigned_partitions._value.get() > 0
+            ),
+            60,
+            "both group members to own partitions",
+        )
+        assert (
+            one.metrics.assigned_partitions._value.get()
+            + two.metrics.assigned_partitions._value.get()
+            == kafka_settings.topic_partitions
+        )
+        produce(
+            kafka_settings,
+            [(i, feed_add(eid, user, segment, version + i)) for i, user in enumerate(users)],
+            eid,
+        )
+        landed = wait_landed(store, eid, len(users))
+        assert one.metrics.consumed._value.get() > 0
+        assert two.metrics.consumed._value.get() > 0
+    assert landed.commands_applied == len(users)
+    registered = SegmentRegistry(cassandra_session, 4, 0).get(segment, fresh=True)
+    assert registered is not None
+    members = {m.user_key for m in MembershipReader(cassandra_session).members(registered)}
+    assert members == set(users)

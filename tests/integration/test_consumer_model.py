@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from consumer.membership_read import MembershipReader
 from consumer.registry import SegmentRegistry
-from segflow.contract.records import CommandRecord
+from segflow.contract.records import CommandRecord, command_record
 from segflow.db.session import connect
 from segflow.executions import ExecutionStore
 from segflow.kafka_admin import delete_topics, ensure_topics
@@ -68,25 +68,14 @@ def env(endpoints: Endpoints, cassandra_settings: CassandraSettings) -> Iterator
 def _base(
     execution_id: str, op: str, version: int, user: str | None, segment_ids: list[str]
 ) -> CommandRecord:
-    return {
-        "command_id": uuid.uuid4().hex,
-        "execution_id": execution_id,
-        "source": "PRODUCER",
-        "operation": op,
-        "version": version,
-        "user_key": user,
-        "segment_ids": segment_ids,
-        "segment_technical_names": [],
-        "expires_at_ms": None,
-        "data_bag": None,
-        "metadata": None,
-        "reference_id": None,
-        "description": None,
-        "segment": None,
-        "person": None,
-        "member_count": None,
-        "origin": None,
-    }
+    return command_record(
+        command_id=uuid.uuid4().hex,
+        execution_id=execution_id,
+        operation=op,
+        version=version,
+        user_key=user,
+        segment_ids=segment_ids,
+    )
 
 
 step = st.one_of(
