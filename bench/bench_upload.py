@@ -14,6 +14,7 @@ Every run gets a fresh topic. Printed as a table with the ratios c/a and c/b.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Producer
 
@@ -35,9 +37,33 @@ from producer_tools.readers.registry import make_reader
 from segflow.contract.codec import default_codec
 from segflow.contract.errors import RecordError
 from segflow.contract.routing import message_key
+from segflow.headers import EXECUTION_ID, SEQUENCE, SOURCE_FILE, SOURCE_LINE
 from segflow.kafka_admin import delete_topics, ensure_topics
 from segflow.settings import KafkaSettings, StackSettings, UploadOptions
 from segflow.stack.classpath import resolve_classpath
+
+# Children are started through this small launcher: a child forked straight from the bench
+# process (which holds every pre-encoded record) would report the bench's pages in ru_maxrss
+# until its exec; forked from the launcher, its peak RSS is its own.
+MEASURE = (
+    "import json, os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "print(json.dumps({'status': status, 'cpu_s': usage.ru_utime + usage.ru_stime,"
+    " 'maxrss_kb': usage.ru_maxrss}))\n"
+)
+
+
+def measured_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
+    """Run ``cmd`` under the launcher; (its status/CPU/peak RSS, its combined output)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, *cmd], env=env, capture_output=True, text=True, check=False
+    )
+    lines = proc.stdout.strip().splitlines()
+    stats: dict[str, Any] = json.loads(lines[-1])
+    return stats, "\n".join(lines[:-1]) + proc.stderr
 
 
 @dataclass
@@ -55,26 +81,35 @@ class Row:
         return self.records / self.seconds
 
 
-def encoded_records(path: Path) -> list[tuple[bytes, bytes]]:
-    """(key, value) of every command of ``path``, as the uploader would produce them."""
+Headers = list[tuple[str, str | bytes | None]]
+
+
+def encoded_records(path: Path) -> list[tuple[bytes, bytes, Headers]]:
+    """(key, value, headers) of every command of ``path``, exactly as the uploader sends them."""
     ctx = ReadContext("bench", "0" * 64, time.time_ns() // 1000, path.name)
     encode = default_codec().encode
-    out: list[tuple[bytes, bytes]] = []
-    for _, item in make_reader("mediarithmics-ndjson", ctx).read(path):
+    out: list[tuple[bytes, bytes, Headers]] = []
+    for position, item in make_reader("mediarithmics-ndjson", ctx).read(path):
         if not isinstance(item, RecordError):
-            out.append((message_key(item), encode(item)))
+            headers: Headers = [
+                (EXECUTION_ID, b"bench"),
+                (SOURCE_FILE, path.name.encode()),
+                (SOURCE_LINE, str(position).encode()),
+                (SEQUENCE, str(len(out)).encode()),
+            ]
+            out.append((message_key(item), encode(item), headers))
     return out
 
 
-def bare_loop(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes]]) -> Row:
-    """(b): produce pre-encoded records with the uploader's settings and nothing else."""
+def bare_loop(kafka: KafkaSettings, topic: str, records: list[tuple[bytes, bytes, Headers]]) -> Row:
+    """(b): produce pre-encoded records (same keys, values, headers, settings), nothing else."""
     producer = Producer(producer_config(kafka, UploadOptions()))
     begin = time.perf_counter()
     cpu = time.process_time()
-    for key, value in records:
+    for key, value, headers in records:
         while True:
             try:
-                producer.produce(topic, value=value, key=key)
+                producer.produce(topic, value=value, key=key, headers=headers)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -113,10 +148,8 @@ def kafka_perf(kafka: KafkaSettings, topic: str, count: int, size: int) -> Row:
         f"linger.ms={options.linger_ms}",
         f"batch.size={options.batch_size_bytes}",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    output = proc.stdout.read() if proc.stdout else ""
-    if status != 0:
+    stats, output = measured_child(cmd)
+    if stats["status"] != 0:
         raise RuntimeError(f"ProducerPerformance failed:\n{output[-2000:]}")
     match = re.search(r"(\d+) records sent, ([\d.]+) records/sec", output)
     if match is None:
@@ -126,13 +159,13 @@ def kafka_perf(kafka: KafkaSettings, topic: str, count: int, size: int) -> Row:
         "(a) Kafka ProducerPerformance (JVM)",
         count,
         count / rate,
-        usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,
+        stats["cpu_s"],
+        stats["maxrss_kb"] / 1024,
     )
 
 
 def segflow_upload(kafka: KafkaSettings, topic: str, path: Path, lines: int) -> Row:
-    """(c): the real CLI in a child process; CPU and peak RSS from wait4."""
+    """(c): the real CLI in a child process; CPU and peak RSS from wait4 (launcher)."""
     env = {
         **os.environ,
         "SEGFLOW_UPLOAD__TOPIC": topic,
@@ -152,18 +185,16 @@ def segflow_upload(kafka: KafkaSettings, topic: str, path: Path, lines: int) -> 
         str(path),
     ]
     begin = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    stats, output = measured_child(cmd, env)
     seconds = time.perf_counter() - begin
-    if status != 0:
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise RuntimeError(f"segflow upload failed:\n{err[-2000:]}")
+    if stats["status"] != 0:
+        raise RuntimeError(f"segflow upload failed:\n{output[-2000:]}")
     return Row(
         f"(c) segflow upload, {lines:,} lines",
         lines,
         seconds,
-        usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,
+        stats["cpu_s"],
+        stats["maxrss_kb"] / 1024,
     )
 
 
@@ -197,7 +228,7 @@ def main() -> None:
             files[size] = Path(tmp) / f"mediarithmics-{size}.ndjson"
             generate(files[size], size)
         records = encoded_records(files[sizes[0]])
-        average = sum(len(value) for _, value in records) // len(records)
+        average = sum(len(value) for _, value, _ in records) // len(records)
         try:
             runs: list[Callable[[str], Row]] = [
                 lambda t: kafka_perf(kafka, t, len(records), average),

@@ -33,7 +33,7 @@ def producer_config(kafka: KafkaSettings, options: UploadOptions) -> dict[str, A
         "linger.ms": options.linger_ms,
         "batch.size": options.batch_size_bytes,
         "queue.buffering.max.kbytes": options.queue_max_kbytes,
-        "queue.buffering.max.messages": 1_000_000,
+        "queue.buffering.max.messages": options.queue_max_messages,
         "message.timeout.ms": 300_000,
     }
 

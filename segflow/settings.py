@@ -199,7 +199,13 @@ class UploadOptions(BaseModel):
     batch_size_bytes: int = Field(default=1_000_000, ge=1024)
     compression: Literal["zstd", "lz4", "snappy", "gzip", "none"] = "zstd"
     queue_max_kbytes: int = Field(
-        default=65536, ge=1024, description="Producer buffer: bounds memory."
+        default=32768, ge=1024, description="Producer buffer (payload bytes): bounds memory."
+    )
+    queue_max_messages: int = Field(
+        default=100_000,
+        ge=1000,
+        description="Producer buffer (messages): librdkafka's per-message overhead is "
+        "several hundred bytes, so this, not the byte cap, bounds memory for small records.",
     )
     progress_interval_s: float = Field(default=1.0, gt=0)
 
