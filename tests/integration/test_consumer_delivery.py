@@ -169,3 +169,54 @@ def test_two_group_members_share_the_partitions(
     assert registered is not None
     members = {m.user_key for m in MembershipReader(cassandra_session).members(registered)}
     assert members == set(users)
+
+
+def test_metrics_health_and_readiness_endpoints(
+    kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, cassandra_session: Any
+) -> None:
+    import json
+    import urllib.request
+
+    from consumer.runtime import health_server
+
+    segment = f"obs-{uuid.uuid4().hex[:8]}"
+    SegmentRegistry(cassandra_session, 4, 0).create(segment, bucket_count=4)
+    store = ExecutionStore(cassandra_session)
+    eid = store.create("obs", "o.ndjson", "producer", uuid.uuid4().hex, 1).execution_id
+    settings = consume_settings(kafka_settings, cassandra_settings)
+    with running_consumer(settings) as consumer:
+        server = health_server(consumer, "127.0.0.1", 0)
+        server.start()
+        base = f"http://127.0.0.1:{server.port}"
+        try:
+            wait_until(lambda: consumer.loop.ready, 60, "the consumer to be ready")
+            with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
+                assert response.status == 200
+                assert json.loads(response.read())["cassandra"] is True
+            with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
+                assert response.status == 200
+            version = int(time.time() * 1_000_000)
+            produce(
+                kafka_settings,
+                [(0, feed_add(eid, "user_id:o1", segment, version)), (1, b"garbage")],
+                eid,
+            )
+            wait_landed(store, eid, 2)
+
+            def scrape() -> str:
+                with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+                    return str(response.read().decode())
+
+            wait_until(
+                lambda: "segflow_consumer_lag{partition=" in scrape(),
+                30,
+                "lag gauges from librdkafka statistics",
+            )
+            text = scrape()
+            assert 'segflow_consumer_commands_applied_total{operation="feed_add"} 1.0' in text
+            assert 'segflow_consumer_dead_lettered_total{reason="undecodable"} 1.0' in text
+            assert "segflow_consumer_apply_latency_seconds_count" in text
+            assert "user_id:o1" not in text
+            assert segment not in text
+        finally:
+            server.stop()

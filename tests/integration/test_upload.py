@@ -287,3 +287,39 @@ def _line(message: Any) -> int:
     origin = decode(message.value())["origin"]
     assert origin is not None
     return origin["line"]
+
+
+def test_ctrl_c_flushes_and_marks_the_execution_canceled(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Any,
+    tmp_path: Path,
+) -> None:
+    env = upload_env(kafka_settings, cassandra_settings)
+    source = tmp_path / "interrupted.ndjson"
+    mediarithmics_file(source, 300_000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segflow.cli", "upload", str(source)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: topic_size(kafka_settings, kafka_settings.commands_topic) > 0,
+            120,
+            "the upload to start producing",
+            every_s=0.02,
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    execution = _running(ExecutionStore(cassandra_session), env)
+    assert execution is not None
+    assert execution.status is Status.CANCELED
+    # Everything counted as produced was flushed to the topic before exiting.
+    assert topic_size(kafka_settings, kafka_settings.commands_topic) == execution.commands_produced
+    assert 0 < execution.commands_produced < 300_000
