@@ -19,6 +19,7 @@ from producer_tools.readers.detect import detect_format
 from producer_tools.readers.registry import FORMATS
 from producer_tools.upload import (
     ErrorBudget,
+    InputBrokenError,
     MaxErrorsExceededError,
     RejectsFile,
     as_dict,
@@ -234,7 +235,7 @@ def _upload_one(
             ReaderLimits(),
             progress,
         )
-    except MaxErrorsExceededError as exc:
+    except (MaxErrorsExceededError, InputBrokenError) as exc:
         status, error, code = Status.FAILED, str(exc), ExitCode.FAILED
     except KeyboardInterrupt:
         status, error, code = Status.CANCELED, "interrupted by the user", ExitCode.INTERRUPTED
@@ -253,6 +254,8 @@ def _upload_one(
         for warning in reader.warnings:
             _say(f"warning: {warning.message}")
     if opts.dry_run:
+        if error:
+            _say(f"{path.name}: {error}")
         _say(
             f"{path.name}: dry run: {execution.lines_read} lines, "
             f"{execution.commands_produced} valid commands, {rejects.count} rejected"

@@ -32,6 +32,10 @@ class MaxErrorsExceededError(RuntimeError):
     """More rejected lines than ``--max-errors`` allows."""
 
 
+class InputBrokenError(RuntimeError):
+    """The reader had to stop (corrupt gzip, broken JSON document, size cap): rest unread."""
+
+
 @dataclass(frozen=True)
 class ErrorBudget:
     """``--max-errors``: an absolute count (``N``) or a share of lines read (``N%``)."""
@@ -124,6 +128,8 @@ def run_upload(
         for position, item in reader.read(path):
             if isinstance(item, RecordError):
                 rejects.write(item)
+                if item.fatal:
+                    raise InputBrokenError(f"{item}; the rest of the file was not read")
                 if budget.exceeded(rejects.count, reader.lines_read):
                     raise MaxErrorsExceededError(
                         f"{rejects.count} rejected lines after {reader.lines_read} lines read "

@@ -323,3 +323,28 @@ def test_ctrl_c_flushes_and_marks_the_execution_canceled(
     # Everything counted as produced was flushed to the topic before exiting.
     assert topic_size(kafka_settings, kafka_settings.commands_topic) == execution.commands_produced
     assert 0 < execution.commands_produced < 300_000
+
+
+def test_document_cut_off_fails_the_execution_and_never_clears(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Any,
+    tmp_path: Path,
+) -> None:
+    env = upload_env(kafka_settings, cassandra_settings)
+    source = tmp_path / "cut.json"
+    source.write_text(
+        '{"id": "seg-cut", "name": "Cut", "persons": [{"externalId": "a"}, '
+        '{"externalId": "b"}, {"extern'
+    )
+    result = segflow(
+        ["upload", "--max-errors", "100%", "--rejects", str(tmp_path / "r"), str(source)], env
+    )
+    assert result.returncode == 1
+    assert "the rest of the file was not read" in result.stderr
+    messages = read_topic(kafka_settings, kafka_settings.commands_topic, 3, timeout_s=20)
+    operations = [decode(m.value())["operation"] for m in messages]
+    assert "REPLACE_END" not in operations
+    execution = _running(ExecutionStore(cassandra_session), env)
+    assert execution is not None
+    assert execution.status is Status.FAILED
