@@ -348,3 +348,62 @@ def test_document_cut_off_fails_the_execution_and_never_clears(
     execution = _running(ExecutionStore(cassandra_session), env)
     assert execution is not None
     assert execution.status is Status.FAILED
+
+
+def test_wait_reports_the_final_counts_and_fails_on_dead_letters(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Any,
+    tmp_path: Path,
+) -> None:
+    from consumer.registry import SegmentRegistry
+    from tests.support.consumer_harness import consume_settings, running_consumer
+
+    env = upload_env(kafka_settings, cassandra_settings)
+    registry = SegmentRegistry(cassandra_session, 4, 0)
+    registry.create("4242", bucket_count=4)
+    known = EXAMPLES / "village_overrides.ndjson"
+    unknown = tmp_path / "unknown_segment.ndjson"
+    unknown.write_text('{"user": "u-1", "segment_id": 999999999, "user_status": "add"}\n')
+    with running_consumer(consume_settings(kafka_settings, cassandra_settings)):
+        ok = segflow(["upload", "--wait", "--timeout", "60", str(known)], env)
+        assert ok.returncode == 0, ok.stderr
+        assert "4 applied, 0 dead-lettered" in ok.stderr.splitlines()[-1]
+        dead = segflow(["upload", "--wait", "--timeout", "60", str(unknown)], env)
+    assert dead.returncode == 1
+    assert "0 applied, 1 dead-lettered" in dead.stderr
+
+
+def test_dry_run_validates_without_producing_and_cancel_ends_an_execution(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Any,
+    tmp_path: Path,
+) -> None:
+    env = upload_env(kafka_settings, cassandra_settings)
+    source = tmp_path / "dry.ndjson"
+    bad = mediarithmics_file(source, 500, bad_every=50)
+    rejects = tmp_path / "dry.rejects.ndjson"
+    result = segflow(
+        ["upload", "--dry-run", "--max-errors", "10", "--rejects", str(rejects), str(source)], env
+    )
+    assert result.returncode == 0, result.stderr
+    assert "490 valid commands, 10 rejected" in result.stderr
+    assert {json.loads(line)["line"] for line in rejects.read_text().splitlines()} == bad
+    assert topic_size(kafka_settings, kafka_settings.commands_topic) == 0
+    assert _running(ExecutionStore(cassandra_session), env) is None
+
+    store = ExecutionStore(cassandra_session)
+    pending = store.create(
+        env["SEGFLOW_UPLOAD__IMPORT_NAME"], "x.ndjson", "village", uuid.uuid4().hex, 1
+    )
+    canceled = segflow(["executions", "cancel", pending.execution_id], env)
+    assert canceled.returncode == 0, canceled.stderr
+    after = store.get(pending.execution_id)
+    assert after is not None
+    assert after.status is Status.CANCELED
+    again = segflow(["executions", "cancel", pending.execution_id], env)
+    assert again.returncode == 1
+    assert "already finished" in again.stderr
+    shown = segflow(["executions", "show", pending.execution_id], env)
+    assert json.loads(shown.stdout)["status"] == "CANCELED"
