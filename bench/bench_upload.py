@@ -164,13 +164,20 @@ def kafka_perf(kafka: KafkaSettings, topic: str, count: int, size: int) -> Row:
     )
 
 
-def segflow_upload(kafka: KafkaSettings, topic: str, path: Path, lines: int) -> Row:
+def segflow_upload(
+    kafka: KafkaSettings,
+    topic: str,
+    path: Path,
+    lines: int,
+    extra_env: dict[str, str] | None = None,
+) -> Row:
     """(c): the real CLI in a child process; CPU and peak RSS from wait4 (launcher)."""
     env = {
         **os.environ,
         "SEGFLOW_UPLOAD__TOPIC": topic,
         "SEGFLOW_UPLOAD__IMPORT_NAME": f"bench-{uuid.uuid4().hex[:8]}",
         "SEGFLOW_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        **(extra_env or {}),
     }
     cmd = [
         sys.executable,
@@ -208,6 +215,31 @@ def fresh_topic(kafka: KafkaSettings, partitions: int) -> str:
     return topic
 
 
+def sweep(kafka: KafkaSettings, lines: int, partitions: int) -> None:
+    """(c) for each producer setting; the defaults are the best of this grid."""
+    with tempfile.TemporaryDirectory(prefix="segflow-sweep-") as tmp:
+        path = Path(tmp) / "sweep.ndjson"
+        generate(path, lines)
+        print(f"{'linger.ms':>9} {'batch.size':>10} {'lines/s':>9} {'peak RSS MB':>11}")
+        for linger in (5, 20, 50):
+            for batch in (262_144, 1_000_000):
+                topic = fresh_topic(kafka, partitions)
+                try:
+                    row = segflow_upload(
+                        kafka,
+                        topic,
+                        path,
+                        lines,
+                        {
+                            "SEGFLOW_UPLOAD__LINGER_MS": str(linger),
+                            "SEGFLOW_UPLOAD__BATCH_SIZE_BYTES": str(batch),
+                        },
+                    )
+                finally:
+                    delete_topics(kafka, [topic])
+                print(f"{linger:>9} {batch:>10} {row.rate:>9,.0f} {row.peak_rss_mb or 0:>11.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -217,7 +249,15 @@ def main() -> None:
         help="file sizes for (c); the first also sizes (a) and (b)",
     )
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="only time (c) over linger.ms x batch.size (how the defaults were chosen)",
+    )
     args = parser.parse_args()
+    if args.sweep:
+        sweep(KafkaSettings(), (args.lines or [1_000_000])[0], args.partitions)
+        return
     sizes = args.lines or [1_000_000, 4_000_000]
     kafka = KafkaSettings()
     topics: list[str] = []
