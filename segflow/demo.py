@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from segflow.errors import SegflowError
+from segflow.settings import ConsumeSettings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "producer_tools" / "examples"
 SEGMENTS = (
@@ -37,7 +38,11 @@ DEMO_USER = "account:1000:acc-003"
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``segflow demo``."""
     demo = subparsers.add_parser("demo", help="run the whole pipeline on the example files")
-    demo.add_argument("--metrics-port", type=int, default=9400)
+    demo.add_argument(
+        "--metrics-port",
+        type=int,
+        help="consumer health/metrics port (default SEGFLOW_CONSUMER__HTTP_PORT)",
+    )
     demo.set_defaults(handler=_demo)
 
 
@@ -57,7 +62,8 @@ def _demo(args: argparse.Namespace) -> int:
         extra = ["--technical-name", technical_name] if technical_name else []
         _segflow("segments", "create", segment_id, "--name", name, "--buckets", "64", *extra)
 
-    env = {**os.environ, "SEGFLOW_CONSUMER__HTTP_PORT": str(args.metrics_port)}
+    port = args.metrics_port or ConsumeSettings().consumer.http_port or 9400
+    env = {**os.environ, "SEGFLOW_CONSUMER__HTTP_PORT": str(port)}
     log_path = state / "consumer.log"
     print(f"\n$ segflow consume   # in the background, log: {log_path}", flush=True)
     with log_path.open("ab") as log:
@@ -68,8 +74,8 @@ def _demo(args: argparse.Namespace) -> int:
             stderr=subprocess.STDOUT,
         )
     try:
-        metrics_url = f"http://127.0.0.1:{args.metrics_port}/metrics"
-        _wait_ready(f"http://127.0.0.1:{args.metrics_port}/readyz", consumer)
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
+        _wait_ready(f"http://127.0.0.1:{port}/readyz", consumer)
         for name in FILES:
             _segflow(
                 "upload",
