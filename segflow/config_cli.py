@@ -11,6 +11,7 @@ from segflow.settings import (
     ClientSettings,
     ConsumeSettings,
     MigrateSettings,
+    ServeSettings,
     StackProcessSettings,
     UploadSettings,
     masked_dump,
@@ -20,6 +21,7 @@ PROCESSES: dict[str, type[BaseSettings]] = {
     "client": ClientSettings,
     "consume": ConsumeSettings,
     "migrate": MigrateSettings,
+    "serve": ServeSettings,
     "stack": StackProcessSettings,
     "upload": UploadSettings,
 }

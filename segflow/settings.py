@@ -210,6 +210,52 @@ class UploadOptions(BaseModel):
     progress_interval_s: float = Field(default=1.0, gt=0)
 
 
+class ServeOptions(BaseModel):
+    """``segflow serve``: the export API, its API keys and its background export workers."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535, description="0 = pick a free port.")
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="Accepted x-api-key values (comma-separated in env)."
+    )
+    api_key_dir: Path | None = Field(
+        default=None,
+        description="Directory of mounted secret files, one API key per file (e.g. a "
+        "Kubernetes Secret volume); re-read on change, so keys rotate without a restart.",
+    )
+    export_dir: Path = Field(
+        default=Path(".segflow/exports"), description="Where finished export files are kept."
+    )
+    poll_url_ttl_s: int = Field(
+        default=86_400, ge=60, description="How long an export's poll URL stays valid."
+    )
+    max_pending_per_key: int = Field(
+        default=5, ge=1, description="Exports queued or running per API key; more -> 429."
+    )
+    workers: int = Field(default=2, ge=0, description="Background export worker threads.")
+    max_attempts: int = Field(
+        default=2, ge=1, description="Runs of one export job before it is marked failed."
+    )
+    lease_s: float = Field(
+        default=60.0, gt=0, description="A running job whose worker stops renewing for this "
+        "long is taken over by another worker (or marked failed after max_attempts).",
+    )
+    scan_interval_s: float = Field(
+        default=1.0, gt=0, description="How often idle workers look for queued exports."
+    )
+    public_base_url: str | None = Field(
+        default=None, description="Base of poll_url (e.g. https://segflow.example.com); "
+        "default: the request's own scheme and host.",
+    )
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After on a pending poll.")
+    page_size: int = Field(default=2000, ge=100, le=50_000, description="Cassandra page size.")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+
 class SegflowSettings(BaseSettings):
     """Base of every process model: env prefix, nested delimiter and the optional TOML file."""
 
@@ -276,6 +322,13 @@ class UploadSettings(SegflowSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     cassandra: CassandraSettings = Field(default_factory=CassandraSettings)
     upload: UploadOptions = Field(default_factory=UploadOptions)
+
+
+class ServeSettings(SegflowSettings):
+    """``segflow serve`` and ``segflow export``."""
+
+    cassandra: CassandraSettings = Field(default_factory=CassandraSettings)
+    serve: ServeOptions = Field(default_factory=ServeOptions)
 
 
 def _reveal(secret: SecretStr | None) -> str | None:
