@@ -9,7 +9,7 @@ flat for any segment size; the next buckets are fetched while the current one is
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,9 +47,7 @@ class MembershipReader:
         )
         self._override.fetch_size = PAGE_SIZE
         self._by_user = session.prepare(
-            "SELECT segment_id, feed_member, WRITETIME(feed_member) AS feed_version, "
-            "feed_data_bag, feed_expires_at, override_state FROM {ks}.segments_by_user "
-            "WHERE user_key = ?"
+            f"SELECT {BY_USER_COLUMNS} FROM {{ks}}.segments_by_user WHERE user_key = ?"
         )
         self._cleared = session.prepare(
             "SELECT feed_cleared_at FROM {ks}.segments WHERE segment_id = ?"
@@ -78,22 +76,42 @@ class MembershipReader:
     def user_segments(self, user_key: str, now: datetime | None = None) -> list[Member]:
         """The segments ``user_key`` is effectively a member of."""
         now = now or datetime.now(tz=UTC)
-        found: list[Member] = []
-        for row in self._session.execute(self._by_user, (user_key,)):
-            if row.override_state == "block":
-                continue
-            expires = _aware(row.feed_expires_at)
-            in_feed = bool(row.feed_member) and _alive(expires, now)
-            if in_feed:
-                cleared = self._session.execute(self._cleared, (row.segment_id,)).one()
-                cleared_at = cleared.feed_cleared_at if cleared is not None else None
-                in_feed = cleared_at is None or row.feed_version > cleared_at
-            if row.override_state == "add":
-                bag = row.feed_data_bag if in_feed else None
-                found.append(Member(row.segment_id, user_key, "override", None, bag))
-            elif in_feed:
-                found.append(Member(row.segment_id, user_key, "feed", expires, row.feed_data_bag))
-        return found
+        rows = self._session.execute(self._by_user, (user_key,))
+        found = (effective_from_user_row(row, user_key, self._cleared_at, now) for row in rows)
+        return [member for member in found if member is not None]
+
+    def _cleared_at(self, segment_id: str) -> int | None:
+        row = self._session.execute(self._cleared, (segment_id,)).one()
+        return None if row is None else row.feed_cleared_at
+
+
+BY_USER_COLUMNS = (
+    "segment_id, feed_member, WRITETIME(feed_member) AS feed_version, feed_data_bag, "
+    "feed_expires_at, override_state"
+)
+
+
+def effective_from_user_row(
+    row: Any, user_key: str, cleared_at: Callable[[str], int | None], now: datetime
+) -> Member | None:
+    """Effective membership from one segments_by_user row (columns: ``BY_USER_COLUMNS``).
+
+    Feed cells written at or below the segment's ``feed_cleared_at`` were cleared by a
+    replace; ``cleared_at`` is only asked when a live feed cell needs that check.
+    """
+    if row.override_state == "block":
+        return None
+    expires = _aware(row.feed_expires_at)
+    in_feed = bool(row.feed_member) and _alive(expires, now)
+    if in_feed:
+        cleared = cleared_at(row.segment_id)
+        in_feed = cleared is None or row.feed_version > cleared
+    if row.override_state == "add":
+        bag = row.feed_data_bag if in_feed else None
+        return Member(row.segment_id, user_key, "override", None, bag)
+    if in_feed:
+        return Member(row.segment_id, user_key, "feed", expires, row.feed_data_bag)
+    return None
 
 
 def _merge(

@@ -124,12 +124,11 @@ class SegmentRegistry:
             raise RuntimeError(f"segment {segment_id} vanished right after creation")
         return segment, created
 
-    def all(self, limit: int = 1000) -> list[Segment]:
-        """All registered segments (registry sizes are small: thousands, not millions)."""
+    def all(self) -> list[Segment]:
+        """All registered segments, paged (registry sizes are small: thousands, not millions)."""
         rows = self._session.execute(
             "SELECT segment_id, technical_name, name, description, segment_type, "
-            "broadcast_medium_id, bucket_count, feed_cleared_at FROM {ks}.segments LIMIT %s",
-            (limit,),
+            "broadcast_medium_id, bucket_count, feed_cleared_at FROM {ks}.segments"
         )
         return sorted((_segment(row) for row in rows), key=lambda seg: seg.segment_id)
 

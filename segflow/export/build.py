@@ -1,0 +1,257 @@
+"""Build one export file: read Cassandra page by page, write profile entries as they come.
+
+Two shapes (see the README's "Export API"):
+
+* with ``segment_filter``: the segment's effective members (bucket by bucket), then users that
+  only have events of that segment in the window; one section per profile, the segment's.
+* without: every profile, i.e. the union of the ``profiles`` and ``segments_by_user``
+  tables, read as two full scans in token order and merge-joined; one section per segment
+  the profile is a member of or has events in, or ``_profile`` when there is none.
+
+Lookups a profile needs (its profile row, its other memberships for tags) are issued
+asynchronously a window ahead of the writer, so latency overlaps and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from consumer.membership_read import (
+    BY_USER_COLUMNS,
+    Member,
+    MembershipReader,
+    effective_from_user_row,
+)
+from consumer.registry import Segment, SegmentRegistry
+from segflow.export.catalog import PROFILE_SECTION, needs_profile
+from segflow.export.events import EventReader, EventSpill
+from segflow.export.file_writer import JsonObjectWriter
+from segflow.export.profile_entry import ExportEvent, Profile, profile_entry
+from segflow.export.request import ExportSpec
+
+LOOKAHEAD = 256
+CHECKPOINT_EVERY = 1000
+PROFILE_COLUMNS = "user_key, external_id, first_name, last_name, email, phone, tags"
+
+Checkpoint = Callable[[int], None]
+
+
+class ExportAborted(Exception):  # noqa: N818 (a control-flow signal, not an error)
+    """Raised by a checkpoint to stop a build (shutdown, lost lease)."""
+
+
+@dataclass
+class _Candidate:
+    """A profile on its way to the file: what is known, and lookups in flight."""
+
+    user_key: str
+    member: Member | None
+    events: list[ExportEvent]
+    profile: Any = None
+    by_user: Any = None
+
+
+class ExportBuilder:
+    """Reads for exports over one Cassandra session (statements prepared once)."""
+
+    def __init__(self, session: Any, page_size: int, spill_dir: Path) -> None:
+        self._session = session
+        self._page_size = page_size
+        self._spill_dir = spill_dir
+        self._registry = SegmentRegistry(session, default_bucket_count=1, cache_ttl_s=0)
+        self._members = MembershipReader(session)
+        self._events = EventReader(session, page_size)
+        self._profile = session.prepare(
+            f"SELECT {PROFILE_COLUMNS} FROM {{ks}}.profiles WHERE user_key = ?"
+        )
+        self._by_user = session.prepare(
+            f"SELECT {BY_USER_COLUMNS} FROM {{ks}}.segments_by_user WHERE user_key = ?"
+        )
+
+    def build(
+        self,
+        spec: ExportSpec,
+        writer: JsonObjectWriter,
+        now: datetime,
+        checkpoint: Checkpoint,
+        spill_name: str,
+    ) -> int:
+        """Write every profile of ``spec`` into ``writer``; returns the profile count."""
+        if not spec.lists_profiles:
+            return 0  # seed 004: no attribute and no tag -> no profile in the file
+        segments = {segment.segment_id: segment for segment in self._registry.all()}
+        spill = EventSpill(self._spill_dir / f"{spill_name}.events.sqlite")
+        try:
+            if spec.events and spec.start_at is not None and spec.end_at is not None:
+                scope = [spec.segment_filter] if spec.segment_filter else sorted(segments)
+                spill.fill(
+                    self._events.read(scope, spec.start_at, spec.end_at, frozenset(spec.events))
+                )
+            if spec.segment_filter is not None:
+                segment = segments.get(spec.segment_filter)
+                if segment is None:
+                    return 0  # deleted from the registry since the request: nothing to list
+                return self._filtered(spec, segment, segments, spill, writer, now, checkpoint)
+            return self._everyone(spec, segments, spill, writer, now, checkpoint)
+        finally:
+            spill.close()
+
+    def _filtered(
+        self,
+        spec: ExportSpec,
+        segment: Segment,
+        segments: dict[str, Segment],
+        spill: EventSpill,
+        writer: JsonObjectWriter,
+        now: datetime,
+        checkpoint: Checkpoint,
+    ) -> int:
+        def candidates() -> Iterator[_Candidate]:
+            for member in self._members.members(segment, now):
+                yield _Candidate(member.user_key, member, spill.take(member.user_key))
+            for user_key, events in spill.leftovers():
+                yield _Candidate(user_key, None, events)
+
+        want_profile = needs_profile(spec.attributes)
+        want_tags = bool(spec.tags)
+        cleared = _cleared_lookup(segments)
+        count = 0
+        window: deque[_Candidate] = deque()
+
+        def flush_one() -> None:
+            nonlocal count
+            done = window.popleft()
+            profile = _profile(done.profile.result().one()) if want_profile else None
+            member_of: set[str] = set()
+            if want_tags:
+                for row in done.by_user.result():
+                    found = effective_from_user_row(row, done.user_key, cleared, now)
+                    if found is not None:
+                        member_of.add(found.segment_id)
+            section = segment.segment_id
+            section_members = {section: done.member} if done.member is not None else {}
+            entry = profile_entry(spec, [section], section_members, member_of, profile, done.events)
+            writer.add(done.user_key, entry)
+            count += 1
+            if count % CHECKPOINT_EVERY == 0:
+                checkpoint(count)
+
+        for candidate in candidates():
+            if want_profile:
+                candidate.profile = self._session.execute_async(
+                    self._profile, (candidate.user_key,)
+                )
+            if want_tags:
+                candidate.by_user = self._session.execute_async(
+                    self._by_user, (candidate.user_key,)
+                )
+            window.append(candidate)
+            if len(window) >= LOOKAHEAD:
+                flush_one()
+        while window:
+            flush_one()
+        return count
+
+    def _everyone(
+        self,
+        spec: ExportSpec,
+        segments: dict[str, Segment],
+        spill: EventSpill,
+        writer: JsonObjectWriter,
+        now: datetime,
+        checkpoint: Checkpoint,
+    ) -> int:
+        cleared = _cleared_lookup(segments)
+        count = 0
+        profiles = self._scan(f"SELECT token(user_key), {PROFILE_COLUMNS} FROM {{ks}}.profiles")
+        memberships = self._scan(
+            f"SELECT token(user_key), user_key, {BY_USER_COLUMNS} FROM {{ks}}.segments_by_user"
+        )
+        for user_key, profile_rows, by_user_rows in _merge_by_token(profiles, memberships):
+            members: dict[str, Member] = {}
+            for row in by_user_rows:
+                found = effective_from_user_row(row, user_key, cleared, now)
+                if found is not None:
+                    members[found.segment_id] = found
+            profile = _profile(profile_rows[0]) if profile_rows else None
+            self._write_everyone(spec, writer, user_key, members, profile, spill.take(user_key))
+            count += 1
+            if count % CHECKPOINT_EVERY == 0:
+                checkpoint(count)
+        for user_key, events in spill.leftovers():
+            self._write_everyone(spec, writer, user_key, {}, None, events)
+            count += 1
+        return count
+
+    @staticmethod
+    def _write_everyone(
+        spec: ExportSpec,
+        writer: JsonObjectWriter,
+        user_key: str,
+        members: dict[str, Member],
+        profile: Profile | None,
+        events: list[ExportEvent],
+    ) -> None:
+        sections = sorted(set(members) | {event.segment_id for event in events})
+        entry = profile_entry(
+            spec, sections or [PROFILE_SECTION], members, members.keys(), profile, events
+        )
+        writer.add(user_key, entry)
+
+    def _scan(self, query: str) -> Iterator[Any]:
+        statement = self._session.prepare(query)
+        statement.fetch_size = self._page_size
+        return iter(self._session.execute(statement))
+
+
+def _merge_by_token(
+    profiles: Iterator[Any], memberships: Iterator[Any]
+) -> Iterator[tuple[str, list[Any], list[Any]]]:
+    """Join two token-ordered scans (rows grouped by partition) into one row per user.
+
+    Both tables are partitioned by user_key with the same partitioner, so a full scan returns
+    users in the same (token, key) order in both.
+    """
+    p = next(profiles, None)
+    m = next(memberships, None)
+    while p is not None or m is not None:
+        p_key = None if p is None else (p[0], p.user_key)
+        m_key = None if m is None else (m[0], m.user_key)
+        current = min(key for key in (p_key, m_key) if key is not None)
+        profile_rows: list[Any] = []
+        member_rows: list[Any] = []
+        while p is not None and (p[0], p.user_key) == current:
+            profile_rows.append(p)
+            p = next(profiles, None)
+        while m is not None and (m[0], m.user_key) == current:
+            member_rows.append(m)
+            m = next(memberships, None)
+        yield current[1], profile_rows, member_rows
+
+
+def _profile(row: Any) -> Profile | None:
+    if row is None:
+        return None
+    return Profile(
+        fields={
+            "external_id": row.external_id,
+            "first_name": row.first_name,
+            "last_name": row.last_name,
+            "email": row.email,
+            "phone": row.phone,
+        },
+        tags=dict(row.tags or {}),
+    )
+
+
+def _cleared_lookup(segments: dict[str, Segment]) -> Callable[[str], int | None]:
+    def cleared(segment_id: str) -> int | None:
+        segment = segments.get(segment_id)
+        return None if segment is None else segment.feed_cleared_at
+
+    return cleared
