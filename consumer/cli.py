@@ -101,10 +101,7 @@ def _registry(session: Any, settings: ConsumeSettings) -> SegmentRegistry:
 
 
 def _find(registry: SegmentRegistry, ref: str) -> Segment:
-    segment = registry.get(ref, fresh=True)
-    if segment is None:
-        resolved = registry.resolve_name(ref, fresh=True)
-        segment = registry.get(resolved, fresh=True) if resolved else None
+    segment = registry.find(ref)
     if segment is None:
         raise SegflowError(f"unknown segment {ref!r} (neither an id nor a technical name)")
     return segment

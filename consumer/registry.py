@@ -132,6 +132,14 @@ class SegmentRegistry:
         )
         return sorted((_segment(row) for row in rows), key=lambda seg: seg.segment_id)
 
+    def find(self, ref: str) -> Segment | None:
+        """A segment by id, else by technical name (fresh reads: for commands run by people)."""
+        segment = self.get(ref, fresh=True)
+        if segment is None:
+            resolved = self.resolve_name(ref, fresh=True)
+            segment = self.get(resolved, fresh=True) if resolved else None
+        return segment
+
     def forget(self, segment_id: str) -> None:
         """Drop a cached entry (after this process changed the segment)."""
         self._by_id.pop(segment_id, None)

@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     from segflow.config_cli import register as register_config
     from segflow.db.cli import register as register_db
     from segflow.demo import register as register_demo
+    from segflow.export.cli import register as register_export
     from segflow.stack.cli import register as register_stack
     from segflow.topics_cli import register as register_topics
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         register_topics,
         register_upload,
         register_consumer,
+        register_export,
         register_config,
         register_demo,
     ):

@@ -14,7 +14,11 @@ from typing import Any
 
 from segflow.settings import LogSettings
 
-_RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+# "color_message": uvicorn's ANSI-coloured copy of msg, noise in JSON.
+_RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

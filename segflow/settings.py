@@ -237,14 +237,17 @@ class ServeOptions(BaseModel):
         default=2, ge=1, description="Runs of one export job before it is marked failed."
     )
     lease_s: float = Field(
-        default=60.0, gt=0, description="A running job whose worker stops renewing for this "
+        default=60.0,
+        gt=0,
+        description="A running job whose worker stops renewing for this "
         "long is taken over by another worker (or marked failed after max_attempts).",
     )
     scan_interval_s: float = Field(
         default=1.0, gt=0, description="How often idle workers look for queued exports."
     )
     public_base_url: str | None = Field(
-        default=None, description="Base of poll_url (e.g. https://segflow.example.com); "
+        default=None,
+        description="Base of poll_url (e.g. https://segflow.example.com); "
         "default: the request's own scheme and host.",
     )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After on a pending poll.")

@@ -89,9 +89,10 @@ class ExportBuilder:
         try:
             if spec.events and spec.start_at is not None and spec.end_at is not None:
                 scope = [spec.segment_filter] if spec.segment_filter else sorted(segments)
-                spill.fill(
-                    self._events.read(scope, spec.start_at, spec.end_at, frozenset(spec.events))
+                events = self._events.read(
+                    scope, spec.start_at, spec.end_at, frozenset(spec.events)
                 )
+                spill.fill(_with_checkpoints(events, checkpoint))
             if spec.segment_filter is not None:
                 segment = segments.get(spec.segment_filter)
                 if segment is None:
@@ -207,6 +208,16 @@ class ExportBuilder:
         statement = self._session.prepare(query)
         statement.fetch_size = self._page_size
         return iter(self._session.execute(statement))
+
+
+def _with_checkpoints(
+    events: Iterator[ExportEvent], checkpoint: Checkpoint
+) -> Iterator[ExportEvent]:
+    """Reading a long window takes a while: keep renewing the lease (count 0 = no profile yet)."""
+    for index, event in enumerate(events, start=1):
+        if index % (CHECKPOINT_EVERY * 10) == 0:
+            checkpoint(0)
+        yield event
 
 
 def _merge_by_token(

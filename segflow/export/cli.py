@@ -1,0 +1,174 @@
+"""``segflow serve`` (the export API) and ``segflow export`` (one export to a local file).
+
+Both use the same request validation and the same builder; ``export`` just runs it in the
+foreground instead of a background worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from consumer.registry import SegmentRegistry
+from segflow.db.session import connect
+from segflow.errors import ExitCode, SegflowError
+from segflow.export.auth import ApiKeys
+from segflow.export.build import ExportBuilder
+from segflow.export.file_writer import JsonObjectWriter
+from segflow.export.jobs import utc_now
+from segflow.export.metrics import ExportMetrics
+from segflow.export.request import (
+    ExportRequestBody,
+    ExportRequestError,
+    validate,
+)
+from segflow.logs import configure_logging
+from segflow.settings import ServeSettings
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``serve`` and ``export``."""
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the export API (seed 004) and its background export workers",
+        description="Settings: SEGFLOW_CASSANDRA__*, SEGFLOW_SERVE__* (host, port, api_keys, "
+        "api_key_dir, export_dir, poll_url_ttl_s, max_pending_per_key, workers, "
+        "max_attempts, lease_s, public_base_url). At least one API key is required.",
+    )
+    serve.add_argument("--host", help="listen address (SEGFLOW_SERVE__HOST)")
+    serve.add_argument("--port", type=int, help="listen port (SEGFLOW_SERVE__PORT)")
+    serve.add_argument("--workers", type=int, help="export worker threads (SEGFLOW_SERVE__WORKERS)")
+    serve.set_defaults(handler=_serve)
+
+    export = subparsers.add_parser(
+        "export",
+        help="export a segment's profiles (or every profile) to a local file",
+        description="The same file as the export API's, built in the foreground.",
+    )
+    export.add_argument(
+        "segment", nargs="?", help="segment id or technical name (default: every profile)"
+    )
+    export.add_argument("--attributes", default="", help="comma-separated attribute ids")
+    export.add_argument("--tags", default="", help="comma-separated tag ids (segment ids)")
+    export.add_argument("--events", default="", help="comma-separated event type ids")
+    export.add_argument("--start-at", help="events window start (ISO 8601; UTC if no zone)")
+    export.add_argument("--end-at", help="events window end (default start + 7 days)")
+    export.add_argument("--out", required=True, type=Path, help="file to write (atomically)")
+    export.add_argument("--gzip", action="store_true", help="gzip the file")
+    export.set_defaults(handler=_export)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from consumer.runtime import CassandraProbe
+    from segflow.export.http_api import ExportApi
+    from segflow.export.worker import ExportService
+
+    settings = ServeSettings()
+    overrides = {
+        key: value
+        for key, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
+        if value is not None
+    }
+    options = settings.serve.model_copy(update=overrides)
+    configure_logging(settings.log)
+    keys = ApiKeys(options.api_keys, options.api_key_dir)
+    if keys.count() == 0:
+        raise SegflowError(
+            "no API keys configured: set SEGFLOW_SERVE__API_KEYS or SEGFLOW_SERVE__API_KEY_DIR",
+            ExitCode.USAGE,
+        )
+    cluster, session = _connect(settings)
+    try:
+        service = ExportService(session, options, ExportMetrics(), utc_now)
+        registry = SegmentRegistry(session, default_bucket_count=1, cache_ttl_s=30)
+        api = ExportApi(service, keys, registry, CassandraProbe(session))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                api.app,
+                host=options.host,
+                port=options.port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=10,
+            )
+        )
+        service.start()
+        log.info(
+            "export API listening",
+            extra={
+                "fields": {"host": options.host, "port": options.port, "workers": options.workers}
+            },
+        )
+        try:
+            server.run()
+        finally:
+            service.stop()
+    finally:
+        cluster.shutdown()
+    return ExitCode.OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    settings = ServeSettings()
+    configure_logging(settings.log)
+    cluster, session = _connect(settings)
+    try:
+        registry = SegmentRegistry(session, default_bucket_count=1, cache_ttl_s=0)
+        segment_id = None
+        if args.segment:
+            segment = registry.find(args.segment)
+            if segment is None:
+                raise SegflowError(f"unknown segment {args.segment!r}", ExitCode.USAGE)
+            segment_id = segment.segment_id
+        try:
+            body = ExportRequestBody(
+                segment_filter=segment_id,
+                attributes=_split(args.attributes),
+                tags=_split(args.tags),
+                events=_split(args.events),
+                start_at=args.start_at,
+                end_at=args.end_at,
+            )
+            spec = validate(body, lambda ref: registry.get(ref, fresh=True) is not None)
+        except ExportRequestError as exc:
+            raise SegflowError(
+                f"--{(exc.field or 'request').split('[')[0]}: {exc.message}", ExitCode.USAGE
+            ) from None
+        except ValueError as exc:
+            raise SegflowError(f"invalid export request: {exc}", ExitCode.USAGE) from None
+        out: Path = args.out
+        builder = ExportBuilder(session, settings.serve.page_size, out.parent)
+        started = time.monotonic()
+        with JsonObjectWriter(out, compress=args.gzip) as writer:
+            profiles = builder.build(spec, writer, utc_now(), lambda _count: None, out.name)
+            stats = writer.commit()
+        elapsed = time.monotonic() - started
+        rate = profiles / elapsed if elapsed > 0 else 0.0
+        print(
+            f"exported {profiles} profiles to {out} ({stats.file_bytes} bytes, "
+            f"{elapsed:.1f} s, {rate:,.0f} profiles/s)",
+            file=sys.stderr,
+        )
+    finally:
+        cluster.shutdown()
+    return ExitCode.OK
+
+
+def _connect(settings: ServeSettings) -> tuple[Any, Any]:
+    try:
+        return connect(settings.cassandra, settings.cassandra.keyspace)
+    except Exception as exc:
+        raise SegflowError(f"cannot connect to Cassandra: {exc}") from None
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]

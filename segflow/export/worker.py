@@ -1,0 +1,254 @@
+"""Background export workers: claim queued jobs, build their files, clean up expired ones.
+
+A job is never built in a request thread. Each worker thread scans ``export_jobs``, claims a
+queued job (or one whose worker stopped renewing its lease) with a lightweight transaction,
+builds the file while renewing the lease, and marks it READY. What happens to a job whose
+worker stops (documented in the README):
+
+* clean shutdown (SIGTERM): the build is abandoned and the job queued again, no attempt lost;
+* crash (SIGKILL, OOM, node loss): once the lease lapses (at once when the same host restarts
+  the process) the job is built again, up to ``max_attempts`` runs in all, then FAILED (503);
+* an error while building: retried the same way, then FAILED with the error.
+
+The janitor (worker 0) deletes expired jobs with their files, and temporary or orphaned
+files older than a lease.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from segflow.export.build import ExportAborted, ExportBuilder
+from segflow.export.file_writer import JsonObjectWriter
+from segflow.export.jobs import Clock, ExportJob, ExportJobStore, JobStatus
+from segflow.export.metrics import ExportMetrics
+from segflow.export.request import ExportSpec
+from segflow.settings import ServeOptions
+
+log = logging.getLogger(__name__)
+JANITOR_EVERY_S = 30.0
+FILE_SUFFIX = ".json.gz"
+
+
+def export_file(export_dir: Path, export_id: str) -> Path:
+    """Where a finished export lives (gzip; identity downloads decompress on the fly)."""
+    return export_dir / f"{export_id}{FILE_SUFFIX}"
+
+
+class ExportService:
+    """Owns the job store, the builder and the worker threads of one ``segflow serve``."""
+
+    def __init__(
+        self, session: Any, options: ServeOptions, metrics: ExportMetrics, clock: Clock
+    ) -> None:
+        self.options = options
+        self.metrics = metrics
+        self.clock = clock
+        self.store = ExportJobStore(session)
+        self.export_dir = options.export_dir
+        self.export_dir.mkdir(parents=True, exist_ok=True)
+        self._builder = ExportBuilder(session, options.page_size, self.export_dir)
+        self._host = socket.gethostname()
+        self._token = uuid.uuid4().hex[:12]
+        self.owner = f"{self._host}:{os.getpid()}:{self._token}"
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._last_janitor = 0.0
+        self._claim_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start ``options.workers`` threads (0: this replica only answers HTTP)."""
+        for index in range(self.options.workers):
+            thread = threading.Thread(
+                target=self._run, args=(index,), name=f"segflow-export-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ask workers to stop; running builds are abandoned and their jobs queued again."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def alive(self) -> bool:
+        """Every started worker thread still runs (liveness)."""
+        return all(thread.is_alive() for thread in self._threads) or self._stop.is_set()
+
+    # -- one scan --------------------------------------------------------------------------
+
+    def run_once(self, janitor: bool = True) -> bool:
+        """One scan: janitor (if due), then claim and build at most one job. True = built."""
+        if janitor and time.monotonic() - self._last_janitor >= JANITOR_EVERY_S:
+            self._last_janitor = time.monotonic()
+            self.clean_up()
+        jobs = self.store.all()
+        now = self.clock()
+        self.metrics.jobs_queued.set(sum(1 for job in jobs if job.status == JobStatus.PENDING))
+        for job in sorted(jobs, key=lambda j: j.created_at):
+            if self._stop.is_set():
+                return False
+            if job.expires_at <= now:
+                continue
+            if job.status == JobStatus.RUNNING and self._abandoned(job, now):
+                if job.attempts >= self.options.max_attempts:
+                    if self.store.fail(job, now, _interrupted(job, self.options.max_attempts)):
+                        self.metrics.jobs_finished.labels("failed").inc()
+                        log.warning(
+                            "export job failed: worker stopped",
+                            extra={"fields": {"export_id": job.export_id}},
+                        )
+                    continue
+            elif job.status != JobStatus.PENDING:
+                continue
+            with self._claim_lock:
+                claimed = self.store.claim(job, self.owner, now, self.options.lease_s)
+            if claimed:
+                self._build(job)
+                return True
+        return False
+
+    def clean_up(self) -> None:
+        """Delete expired jobs and their files; then stray files older than a lease."""
+        now = self.clock()
+        jobs = self.store.all()
+        for job in jobs:
+            if job.expires_at <= now:
+                path = export_file(self.export_dir, job.export_id)
+                if path.exists():
+                    path.unlink(missing_ok=True)
+                    self.metrics.files_deleted.inc()
+                self.store.delete(job.export_id)
+                log.info("export expired", extra={"fields": {"export_id": job.export_id}})
+        keep = {job.export_id for job in jobs if job.expires_at > now}
+        cutoff = time.time() - self.options.lease_s
+        for path in self.export_dir.iterdir():
+            export_id = path.name.split(".", 1)[0]
+            stray = path.name.endswith(".tmp") or export_id not in keep
+            try:
+                old = path.stat().st_mtime < cutoff
+            except FileNotFoundError:
+                continue
+            if stray and old and path.is_file():
+                path.unlink(missing_ok=True)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _run(self, index: int) -> None:
+        while not self._stop.is_set():
+            try:
+                built = self.run_once(janitor=index == 0)
+            except Exception:
+                log.exception("export worker scan failed; retrying")
+                built = False
+            if not built:
+                self._stop.wait(self.options.scan_interval_s)
+
+    def _abandoned(self, job: ExportJob, now: Any) -> bool:
+        if job.owner is None or job.lease_until is None or job.lease_until <= now:
+            return True
+        host, pid, token = [*job.owner.split(":"), "", "", ""][:3]
+        if host != self._host or token == self._token:
+            return False
+        return int(pid or 0) == os.getpid() or not _pid_alive(int(pid or 0))
+
+    def _build(self, job: ExportJob) -> None:
+        spec = ExportSpec.from_json(job.request)
+        started = time.monotonic()
+        last_renew = started
+        attempt = job.attempts + 1
+        fields = {"export_id": job.export_id, "attempt": attempt}
+        log.info("export job started", extra={"fields": fields})
+        self.metrics.jobs_running.inc()
+
+        def checkpoint(count: int) -> None:
+            nonlocal last_renew
+            if self._stop.is_set():
+                raise ExportAborted("shutdown")
+            if time.monotonic() - last_renew >= self.options.lease_s / 3:
+                if not self.store.renew(job, self.owner, self.clock(), self.options.lease_s):
+                    raise ExportAborted("lease lost")
+                last_renew = time.monotonic()
+
+        target = export_file(self.export_dir, job.export_id)
+        try:
+            with JsonObjectWriter(target, compress=True, tmp_tag=self._token) as writer:
+                profiles = self._builder.build(
+                    spec, writer, self.clock(), checkpoint, f"{job.export_id}.{self._token}"
+                )
+                stats = writer.commit()
+        except ExportAborted as exc:
+            if str(exc) == "shutdown":
+                self.store.release(job, self.owner, self.clock(), job.attempts, None)
+            log.warning("export job abandoned", extra={"fields": {**fields, "why": str(exc)}})
+            return
+        except Exception as exc:
+            self._failed(job, attempt, exc)
+            return
+        finally:
+            self.metrics.jobs_running.dec()
+        elapsed = time.monotonic() - started
+        finished = self.store.finish(
+            job, self.owner, self.clock(), profiles, stats.file_bytes, stats.json_bytes
+        )
+        self.metrics.job_duration.observe(elapsed)
+        self.metrics.profiles.inc(profiles)
+        self.metrics.bytes.inc(stats.file_bytes)
+        self.metrics.jobs_finished.labels("ready").inc()
+        log.info(
+            "export job ready",
+            extra={
+                "fields": {
+                    **fields,
+                    "profiles": profiles,
+                    "file_bytes": stats.file_bytes,
+                    "json_bytes": stats.json_bytes,
+                    "seconds": round(elapsed, 3),
+                    "recorded": finished,
+                }
+            },
+        )
+
+    def _failed(self, job: ExportJob, attempt: int, exc: Exception) -> None:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        fields = {"export_id": job.export_id, "attempt": attempt, "error": error}
+        now = self.clock()
+        if attempt < self.options.max_attempts:
+            self.store.release(job, self.owner, now, attempt, error)
+            self.metrics.jobs_finished.labels("retried").inc()
+            log.warning("export job failed; queued again", extra={"fields": fields})
+            return
+        running = dataclasses.replace(job, status=JobStatus.RUNNING, attempts=attempt)
+        self.store.fail(running, now, error)
+        self.metrics.jobs_finished.labels("failed").inc()
+        log.error("export job failed", extra={"fields": fields})
+
+
+def _interrupted(job: ExportJob, max_attempts: int) -> str:
+    return (
+        f"interrupted: the worker building this export stopped "
+        f"(attempt {job.attempts} of {max_attempts}); request a new export"
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
