@@ -182,6 +182,7 @@ class ExportService:
                 last_renew = time.monotonic()
 
         target = export_file(self.export_dir, job.export_id)
+        self._remove_leftovers(job.export_id)
         try:
             with JsonObjectWriter(target, compress=True, tmp_tag=self._token) as writer:
                 profiles = self._builder.build(
@@ -219,6 +220,13 @@ class ExportService:
                 }
             },
         )
+
+    def _remove_leftovers(self, export_id: str) -> None:
+        """Temporary files of earlier attempts: this worker owns the job now, so they are dead
+        (a still-running former owner loses at its next lease renewal and aborts)."""
+        for path in self.export_dir.glob(f"{export_id}.*"):
+            if path.name.endswith((".tmp", ".sqlite")) and self._token not in path.name:
+                path.unlink(missing_ok=True)
 
     def _failed(self, job: ExportJob, attempt: int, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}"[:500]

@@ -92,14 +92,19 @@ def produce(
         if shuffle_partitions:
             kwargs["partition"] = rng.randrange(shuffle_partitions)
         key = None if isinstance(record, bytes) else (record["user_key"] or "").encode()
-        producer.produce(
-            kafka.commands_topic,
-            key=key,
-            value=value,
-            headers=headers,
-            on_delivery=lambda err, _m: failures.append(err) if err else None,
-            **kwargs,
-        )
+        while True:
+            try:
+                producer.produce(
+                    kafka.commands_topic,
+                    key=key,
+                    value=value,
+                    headers=headers,
+                    on_delivery=lambda err, _m: failures.append(err) if err else None,
+                    **kwargs,
+                )
+                break
+            except BufferError:  # queue full: let deliveries drain, then retry
+                producer.poll(0.1)
         count += 1
     assert producer.flush(30) == 0
     assert not failures, failures
