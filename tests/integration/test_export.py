@@ -195,6 +195,7 @@ def seeded(
         unknown_segment_policy="create",
         default_bucket_count=64,
         batch_size=1000,
+        registry_cache_ttl_s=60.0,  # the harness default (0) re-reads the registry per record
     )
     produce(kafka, enumerate(records), execution_id)
     with running_consumer(settings):
