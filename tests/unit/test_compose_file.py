@@ -27,7 +27,17 @@ BIN_DIR = ROOT / ".segflow" / "bin"
 BINARY = BIN_DIR / "composecheck"
 STAMP = BIN_DIR / "composecheck.sha256"
 
-EXPECTED_SERVICES = {"kafka", "cassandra", "kafka-init", "cassandra-migrate", "stack-ready"}
+EXPECTED_SERVICES = {
+    "kafka",
+    "cassandra",
+    "kafka-init",
+    "cassandra-migrate",
+    "stack-ready",
+    "consumer",
+    "export-api",
+    "prometheus",
+    "grafana",
+}
 BUILD_TIMEOUT_S = 600
 RUN_TIMEOUT_S = 60
 
@@ -157,7 +167,11 @@ def _port_on_every_interface(compose: Compose) -> None:
 
 
 def _one_shot_nobody_waits_for(compose: Compose) -> None:
-    del compose["services"]["stack-ready"]
+    for service in compose["services"].values():
+        depends = service.get("depends_on", {})
+        depends.pop("cassandra-migrate", None)
+        if not depends:
+            service.pop("depends_on", None)
 
 
 def _long_running_without_healthcheck(compose: Compose) -> None:
@@ -208,3 +222,21 @@ def test_interpolated_partition_count_is_checked(composecheck: Path) -> None:
     result = _run(composecheck, COMPOSE_FILE, SEGFLOW_TOPIC_PARTITIONS="zero")
     assert result.returncode == 1
     assert 'SEGFLOW_TOPIC_PARTITIONS="zero" is not a positive integer' in result.stderr
+
+
+def test_full_stack_services_are_wired_for_production_use() -> None:
+    """Consumers: 2 replicas, grace period beyond the shutdown bound; mounted files exist."""
+    compose: Compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    services = compose["services"]
+    consumer = services["consumer"]
+    assert consumer["deploy"]["replicas"] == 2
+    shutdown_s = int(consumer["environment"]["SEGFLOW_CONSUMER__SHUTDOWN_TIMEOUT_S"])
+    assert int(consumer["stop_grace_period"].removesuffix("s")) > shutdown_s
+    assert services["export-api"]["command"] == ["serve"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["observability"]
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0] if isinstance(volume, str) else volume["source"]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"

@@ -134,6 +134,8 @@ func check(file string) (*types.Project, []string) {
 		cli.WithNormalization(true),
 		cli.WithConsistency(true),
 		cli.WithResolvedPaths(true),
+		// Every profile ("observability" too): a service behind a profile is still checked.
+		cli.WithProfiles([]string{"*"}),
 	)
 	if err != nil {
 		return nil, []string{err.Error()}
