@@ -310,12 +310,12 @@ def api_factory(cassandra_session: Any, tmp_path: Path) -> Iterator[Callable[...
 
     def make(**options: Any) -> Api:
         clock = FakeClock()
-        opts = ServeOptions(
-            export_dir=tmp_path / uuid.uuid4().hex[:6],
-            workers=0,
-            api_keys=[SecretStr(KEY), SecretStr(OTHER_KEY)],
-            **options,
-        )
+        settings: dict[str, Any] = {
+            "export_dir": tmp_path / uuid.uuid4().hex[:6],
+            "workers": 0,  # tests drive jobs with run_once() unless they start workers
+            "api_keys": [SecretStr(KEY), SecretStr(OTHER_KEY)],
+        }
+        opts = ServeOptions(**{**settings, **options})
         service = ExportService(cassandra_session, opts, ExportMetrics(), clock)
         registry = SegmentRegistry(cassandra_session, default_bucket_count=1, cache_ttl_s=0)
         api = ExportApi(service, ApiKeys(opts.api_keys, None), registry, lambda: True)
@@ -600,3 +600,34 @@ def test_serve_killed_mid_export_finishes_the_job_after_restart(
         second.send_signal(signal.SIGTERM)
         second.wait(30)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_sigterm_mid_export_queues_the_job_again_without_spending_an_attempt(
+    seeded: Seeded, api_factory: Callable[..., Api]
+) -> None:
+    api = api_factory(workers=1, scan_interval_s=0.1)
+    export_id = _created(
+        api.post(
+            {
+                "segment_filter": seeded.segment,
+                "attributes": ["email", "membership.via"],
+                "tags": [seeded.persons_segment],
+            }
+        )
+    )
+    store = api.service.store
+
+    def status() -> JobStatus | None:
+        job = store.get(export_id)
+        return None if job is None else job.status
+
+    api.service.start()
+    try:
+        wait_until(lambda: status() == JobStatus.RUNNING, 30, "job running")
+    finally:
+        api.service.stop(timeout_s=30)  # what SIGTERM does in `segflow serve`
+    job = store.get(export_id)
+    assert job is not None
+    assert (job.status, job.attempts, job.owner) == (JobStatus.PENDING, 0, None)
+    assert not export_file(api.export_dir, export_id).exists()
+    assert not list(api.export_dir.glob("*.tmp"))
