@@ -15,6 +15,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from segflow.settings import CassandraSettings, KafkaSettings
+from tests.support.consumer_harness import unique_topics
 from tests.support.endpoints import Endpoints, discover
 
 hypothesis_settings.register_profile("ci", max_examples=300, deadline=None)
@@ -63,18 +64,8 @@ def cassandra_session(cassandra_settings: CassandraSettings) -> Iterator[object]
 @pytest.fixture
 def kafka_settings(endpoints: Endpoints) -> Iterator[KafkaSettings]:
     """Kafka settings whose commands and dead-letter topics are new and unique to this test."""
-    from segflow.kafka_admin import delete_topics, ensure_topics
-
-    suffix = uuid.uuid4().hex[:10]
-    settings = KafkaSettings(
-        bootstrap_servers=endpoints.bootstrap_servers,
-        commands_topic=f"test-commands-{suffix}",
-        dead_letter_topic=f"test-dlq-{suffix}",
-        topic_partitions=3,
-    )
-    ensure_topics(settings)
-    yield settings
-    delete_topics(settings, [settings.commands_topic, settings.dead_letter_topic])
+    with unique_topics(endpoints) as settings:
+        yield settings
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from segflow.export.jobs import Clock, ExportJob, ExportJobStore, JobStatus
 from segflow.export.metrics import ExportMetrics
 from segflow.export.request import ExportSpec
 from segflow.settings import ServeOptions
+from segflow.stack.process import pid_alive
 
 log = logging.getLogger(__name__)
 JANITOR_EVERY_S = 30.0
@@ -161,7 +162,7 @@ class ExportService:
         host, pid, token = [*job.owner.split(":"), "", "", ""][:3]
         if host != self._host or token == self._token:
             return False
-        return int(pid or 0) == os.getpid() or not _pid_alive(int(pid or 0))
+        return int(pid or 0) == os.getpid() or not pid_alive(int(pid or 0))
 
     def _build(self, job: ExportJob) -> None:
         spec = ExportSpec.from_json(job.request)
@@ -248,15 +249,3 @@ def _interrupted(job: ExportJob, max_attempts: int) -> str:
         f"interrupted: the worker building this export stopped "
         f"(attempt {job.attempts} of {max_attempts}); request a new export"
     )
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -81,7 +81,7 @@ class NodeProcess:
         """Poll ``probe`` until it succeeds; fail fast with the log tail if the process dies."""
         deadline = time.monotonic() + timeout_s
         while True:
-            if not _alive(pid):
+            if not pid_alive(pid):
                 self.pid_file.unlink(missing_ok=True)
                 raise NodeError(f"{self.name} exited during startup.\n{self.log_tail()}")
             if probe():
@@ -100,11 +100,11 @@ class NodeProcess:
             return False
         _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(pid):
+        if pid_alive(pid):
             _signal_group(pid, signal.SIGKILL)
-            while _alive(pid):
+            while pid_alive(pid):
                 time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return True
@@ -154,7 +154,8 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie child of this process counts as dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -34,11 +34,12 @@ from segflow.export.http_api import ExportApi
 from segflow.export.jobs import ExportJobStore, JobStatus
 from segflow.export.metrics import ExportMetrics
 from segflow.export.worker import ExportService, export_file
-from segflow.settings import CassandraSettings, KafkaSettings, ServeOptions
+from segflow.settings import CassandraSettings, ServeOptions
 from tests.support.consumer_harness import (
     consume_settings,
     produce,
     running_consumer,
+    unique_topics,
     wait_landed,
     wait_until,
 )
@@ -172,16 +173,7 @@ def _expected(now_ms: int, persons_segment: str) -> dict[str, dict[str, Any]]:
 def seeded(
     endpoints: Endpoints, cassandra_settings: CassandraSettings, cassandra_session: Any
 ) -> Seeded:
-    from segflow.kafka_admin import delete_topics, ensure_topics
-
     suffix = uuid.uuid4().hex[:10]
-    kafka = KafkaSettings(
-        bootstrap_servers=endpoints.bootstrap_servers,
-        commands_topic=f"test-export-{suffix}",
-        dead_letter_topic=f"test-export-dlq-{suffix}",
-        topic_partitions=3,
-    )
-    ensure_topics(kafka)
     segment, persons_segment = f"exp-{suffix}", f"exp-persons-{suffix}"
     now_ms = int(time.time() * 1000)
     store = ExecutionStore(cassandra_session)
@@ -189,18 +181,18 @@ def seeded(
         "export", "seed", "producer", uuid.uuid4().hex, now_ms * 1000
     ).execution_id
     records = list(_records(execution_id, segment, persons_segment, now_ms))
-    settings = consume_settings(
-        kafka,
-        cassandra_settings,
-        unknown_segment_policy="create",
-        default_bucket_count=64,
-        batch_size=1000,
-        registry_cache_ttl_s=60.0,  # the harness default (0) re-reads the registry per record
-    )
-    produce(kafka, enumerate(records), execution_id)
-    with running_consumer(settings):
-        wait_landed(store, execution_id, len(records), timeout_s=600)
-    delete_topics(kafka, [kafka.commands_topic, kafka.dead_letter_topic])
+    with unique_topics(endpoints, "test-export") as kafka:
+        settings = consume_settings(
+            kafka,
+            cassandra_settings,
+            unknown_segment_policy="create",
+            default_bucket_count=64,
+            batch_size=1000,
+            registry_cache_ttl_s=60.0,  # the harness default (0) re-reads the registry per record
+        )
+        produce(kafka, enumerate(records), execution_id)
+        with running_consumer(settings):
+            wait_landed(store, execution_id, len(records), timeout_s=600)
     base_ms = now_ms - 3_600_000
     with_events = {user(i) for i in range(MEMBERS)} | {
         f"user_id:o{j}" for j in range(OVERRIDE_ADDS)

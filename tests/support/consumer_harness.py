@@ -23,6 +23,7 @@ from segflow.contract.records import CommandRecord
 from segflow.executions import Execution, ExecutionStore
 from segflow.headers import EXECUTION_ID, SEQUENCE
 from segflow.settings import CassandraSettings, ConsumerOptions, ConsumeSettings, KafkaSettings
+from tests.support.endpoints import Endpoints
 
 
 def consume_settings(
@@ -202,3 +203,22 @@ def topic_size(kafka: KafkaSettings, topic: str) -> int:
         return total
     finally:
         probe.close()
+
+
+@contextmanager
+def unique_topics(endpoints: Endpoints, prefix: str = "test") -> Iterator[KafkaSettings]:
+    """Kafka settings whose commands and dead-letter topics are new, deleted afterwards."""
+    from segflow.kafka_admin import delete_topics, ensure_topics
+
+    suffix = uuid.uuid4().hex[:10]
+    settings = KafkaSettings(
+        bootstrap_servers=endpoints.bootstrap_servers,
+        commands_topic=f"{prefix}-commands-{suffix}",
+        dead_letter_topic=f"{prefix}-dlq-{suffix}",
+        topic_partitions=3,
+    )
+    ensure_topics(settings)
+    try:
+        yield settings
+    finally:
+        delete_topics(settings, [settings.commands_topic, settings.dead_letter_topic])
