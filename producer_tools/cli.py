@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from producer_tools.interrupts import DeferredInterrupt
 from producer_tools.kafka_sink import CommandSink, KafkaUnreachableError
 from producer_tools.readers.base import Reader, ReaderLimits
 from producer_tools.readers.detect import detect_format
@@ -223,18 +224,20 @@ def _upload_one(
     status, error, code = Status.SUCCEEDED, None, ExitCode.OK
     reader: Reader | None = None
     try:
-        reader = run_upload(
-            path,
-            fmt,
-            execution,
-            sink,
-            store,
-            rejects,
-            budget,
-            opts.strict,
-            ReaderLimits(),
-            progress,
-        )
+        with DeferredInterrupt() as interrupt:
+            reader = run_upload(
+                path,
+                fmt,
+                execution,
+                sink,
+                store,
+                rejects,
+                budget,
+                opts.strict,
+                ReaderLimits(),
+                progress,
+                interrupt,
+            )
     except (MaxErrorsExceededError, InputBrokenError) as exc:
         status, error, code = Status.FAILED, str(exc), ExitCode.FAILED
     except KeyboardInterrupt:

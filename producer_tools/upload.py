@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from producer_tools.interrupts import DeferredInterrupt
 from producer_tools.kafka_sink import CommandSink
 from producer_tools.readers.base import ReadContext, Reader, ReaderLimits
 from producer_tools.readers.registry import make_reader
@@ -103,12 +104,14 @@ def run_upload(
     strict: bool,
     limits: ReaderLimits,
     progress: Progress,
+    interrupt: DeferredInterrupt | None = None,
 ) -> Reader:
     """Read ``path`` and produce its commands for ``execution`` (``sink=None``: dry run).
 
     Updates the execution's counters as it goes (saved every few seconds when ``store`` is
     given) and leaves its final status to the caller; raises ``MaxErrorsExceededError`` when
-    the budget is crossed (what was produced stays valid).
+    the budget is crossed (what was produced stays valid), ``KeyboardInterrupt`` between two
+    records once ``interrupt`` was requested (Ctrl-C).
     """
     ctx = ReadContext(
         execution_id=execution.execution_id,
@@ -126,6 +129,8 @@ def run_upload(
     last_save = last_progress = time.monotonic()
     try:
         for position, item in reader.read(path):
+            if interrupt is not None and interrupt.requested:
+                raise KeyboardInterrupt
             if isinstance(item, RecordError):
                 rejects.write(item)
                 if item.fatal:

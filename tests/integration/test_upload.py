@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -298,8 +299,7 @@ def test_ctrl_c_flushes_and_marks_the_execution_canceled(
     env = upload_env(kafka_settings, cassandra_settings)
     source = tmp_path / "interrupted.ndjson"
     lines = 1_000_000
-    # Large enough that the upload (~125k lines/s) is still producing when SIGINT arrives,
-    # however long the first topic-size probe takes on a busy machine.
+    # Large enough that the upload (~125-170k lines/s) is still producing 1 s after it starts.
     mediarithmics_file(source, lines)
     proc = subprocess.Popen(
         [sys.executable, "-m", "segflow.cli", "upload", str(source)],
@@ -308,19 +308,23 @@ def test_ctrl_c_flushes_and_marks_the_execution_canceled(
         stderr=subprocess.PIPE,
         text=True,
     )
+    store = ExecutionStore(cassandra_session)
     try:
+        # RUNNING is recorded just before the first record is produced; a fresh topic-size
+        # probe can take longer than the whole upload on a cold broker, so it is not the cue.
         wait_until(
-            lambda: topic_size(kafka_settings, kafka_settings.commands_topic) > 0,
+            lambda: getattr(_running(store, env), "status", None) is Status.RUNNING,
             120,
-            "the upload to start producing",
+            "the upload to start",
             every_s=0.02,
         )
+        time.sleep(1.0)
     finally:
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    execution = _running(ExecutionStore(cassandra_session), env)
+    execution = _running(store, env)
     assert execution is not None
     assert execution.status is Status.CANCELED
     # Everything counted as produced was flushed to the topic before exiting.
