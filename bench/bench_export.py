@@ -9,7 +9,8 @@ segment ``bench-export-N``, written straight with the consumer's own statements)
     partition of the segment, prefetched, and the members' profiles 100 keys per ``IN``
     query, 8 queries in flight — no JSON, no file: the ceiling on this node;
 (b) ``segflow export bench-export-N --attributes email,first_name,membership.via,
-    data_bag.score --gzip`` as a child process: wall time and peak RSS (the child's VmHWM).
+    data_bag.score --gzip`` as a child process: wall time and its own peak RSS
+    (``bench.child_stats``).
 
 Printed: profiles/s of both, b/a, peak RSS per size, and RSS(largest)/RSS(smallest) — the
 export's memory must stay flat (goal: within 10 %).
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +30,7 @@ from typing import Any
 
 from cassandra.concurrent import execute_concurrent_with_args
 
+from bench.child_stats import measured_child
 from consumer.plan import bucket_of
 from consumer.registry import SegmentRegistry
 from segflow.db.session import connect
@@ -125,47 +126,13 @@ def run_export(cassandra: CassandraSettings, segment_id: str, out: Path) -> tupl
         "SEGFLOW_LOG__LEVEL": "WARNING",
     }
     begin = time.perf_counter()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "segflow.cli",
-            "export",
-            segment_id,
-            "--attributes",
-            ATTRIBUTES,
-            "--out",
-            str(out),
-            "--gzip",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    # Peak RSS from the child's own VmHWM: wait4's ru_maxrss would also count the pages the
-    # child shared with this (large) parent between fork and exec.
-    peak_kb = 0
-    while proc.poll() is None:
-        peak_kb = max(peak_kb, _vm_hwm_kb(proc.pid))
-        time.sleep(0.05)
-    status = proc.returncode
+    cmd = [sys.executable, "-m", "segflow.cli", "export", segment_id]
+    cmd += ["--attributes", ATTRIBUTES, "--out", str(out), "--gzip"]
+    stats, output = measured_child(cmd, env)
     seconds = time.perf_counter() - begin
-    if status != 0:
-        raise RuntimeError(
-            f"segflow export failed: {proc.stderr.read().decode() if proc.stderr else ''}"
-        )
-    return seconds, peak_kb / 1024
-
-
-def _vm_hwm_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    if stats["status"] != 0:
+        raise RuntimeError(f"segflow export failed:\n{output[-2000:]}")
+    return seconds, stats["maxrss_kb"] / 1024
 
 
 def main() -> None:

@@ -14,10 +14,8 @@ Every run gets a fresh topic. Printed as a table with the ratios c/a and c/b.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka import Producer
 
 from bench.bench_contract import generate
+from bench.child_stats import measured_child
 from producer_tools.kafka_sink import producer_config
 from producer_tools.readers.base import ReadContext
 from producer_tools.readers.registry import make_reader
@@ -41,29 +39,6 @@ from segflow.headers import EXECUTION_ID, SEQUENCE, SOURCE_FILE, SOURCE_LINE
 from segflow.kafka_admin import delete_topics, ensure_topics
 from segflow.settings import KafkaSettings, StackSettings, UploadOptions
 from segflow.stack.classpath import resolve_classpath
-
-# Children are started through this small launcher: a child forked straight from the bench
-# process (which holds every pre-encoded record) would report the bench's pages in ru_maxrss
-# until its exec; forked from the launcher, its peak RSS is its own.
-MEASURE = (
-    "import json, os, sys\n"
-    "pid = os.fork()\n"
-    "if pid == 0:\n"
-    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
-    "_, status, usage = os.wait4(pid, 0)\n"
-    "print(json.dumps({'status': status, 'cpu_s': usage.ru_utime + usage.ru_stime,"
-    " 'maxrss_kb': usage.ru_maxrss}))\n"
-)
-
-
-def measured_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
-    """Run ``cmd`` under the launcher; (its status/CPU/peak RSS, its combined output)."""
-    proc = subprocess.run(
-        [sys.executable, "-c", MEASURE, *cmd], env=env, capture_output=True, text=True, check=False
-    )
-    lines = proc.stdout.strip().splitlines()
-    stats: dict[str, Any] = json.loads(lines[-1])
-    return stats, "\n".join(lines[:-1]) + proc.stderr
 
 
 @dataclass

@@ -106,10 +106,11 @@ def health_server(consumer: Consumer, host: str, port: int) -> HealthServer:
         return stalled < LIVENESS_STALL_S, {"seconds_since_poll": round(stalled, 1)}
 
     def ready() -> tuple[bool, dict[str, object]]:
-        ok = loop.ready
-        metrics.ready.set(1 if ok else 0)
-        return ok, {"cassandra": probe()}
+        return loop.ready, {"cassandra": probe()}
 
+    # Evaluated at every scrape, so the gauge is right whether or not anything polls /readyz
+    # (compose has no readiness probe; the SegflowConsumerNotReady alert reads this gauge).
+    metrics.ready.set_function(lambda: 1.0 if loop.ready else 0.0)
     return HealthServer(host, port, metrics.registry, alive, ready)
 
 

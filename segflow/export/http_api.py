@@ -77,6 +77,8 @@ class ExportApi:
         self.registry = registry
         self.ready_check = ready_check
         self.metrics = service.metrics
+        # Evaluated at every scrape: right whether or not anything polls /readyz.
+        self.metrics.ready.set_function(lambda: 1.0 if self._is_ready() else 0.0)
         self.app = Starlette(
             routes=[
                 Route("/v1/exports", self._route("create", self.create), methods=["POST"]),
@@ -202,9 +204,11 @@ class ExportApi:
 
     def readyz(self, request: Request, key_id: str, body: bytes) -> Response:
         """Readiness: Cassandra answers and the export directory is writable."""
-        ok = self.ready_check() and _writable(self.service.export_dir)
-        self.metrics.ready.set(1 if ok else 0)
+        ok = self._is_ready()
         return _json(200 if ok else 503, {"status": "ok" if ok else "unavailable"})
+
+    def _is_ready(self) -> bool:
+        return self.ready_check() and _writable(self.service.export_dir)
 
     def prometheus(self, request: Request) -> Response:
         """Prometheus scrape endpoint."""

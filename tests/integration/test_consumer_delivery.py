@@ -190,6 +190,9 @@ def test_metrics_health_and_readiness_endpoints(
         base = f"http://127.0.0.1:{server.port}"
         try:
             wait_until(lambda: consumer.loop.ready, 60, "the consumer to be ready")
+            # The ready gauge is right at scrape time, before anything has asked /readyz.
+            with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+                assert "\nsegflow_consumer_ready 1.0\n" in response.read().decode()
             with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
                 assert response.status == 200
                 assert json.loads(response.read())["cassandra"] is True

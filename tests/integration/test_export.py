@@ -451,6 +451,7 @@ def test_keys_are_required_except_on_probes(api_factory: Callable[..., Api]) -> 
     assert api.get("/readyz", key=None).status == 200
     metrics = api.get("/metrics", key=None)
     assert b'segflow_export_http_requests_total{route="create",status="401"} 3.0' in metrics.body
+    assert b"\nsegflow_export_ready 1.0\n" in metrics.body
 
 
 @pytest.mark.parametrize(

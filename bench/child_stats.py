@@ -1,0 +1,31 @@
+"""Run a benchmark's child process and report its own CPU time and peak RSS."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+# Children are started through this small launcher: a child forked straight from the bench
+# process (which holds every pre-encoded record) would report the bench's pages in ru_maxrss
+# until its exec; forked from the launcher, its peak RSS is its own.
+MEASURE = (
+    "import json, os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "print(json.dumps({'status': status, 'cpu_s': usage.ru_utime + usage.ru_stime,"
+    " 'maxrss_kb': usage.ru_maxrss}))\n"
+)
+
+
+def measured_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[dict[str, Any], str]:
+    """Run ``cmd`` under the launcher; (its status/CPU/peak RSS, its combined output)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, *cmd], env=env, capture_output=True, text=True, check=False
+    )
+    lines = proc.stdout.strip().splitlines()
+    stats: dict[str, Any] = json.loads(lines[-1])
+    return stats, "\n".join(lines[:-1]) + proc.stderr
