@@ -19,6 +19,16 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from segflow.settings import (
+    ClientSettings,
+    ConsumeSettings,
+    MigrateSettings,
+    SegflowSettings,
+    ServeSettings,
+)
+from tests.support import helm_values_doc
+from tests.support.settings_env import unknown_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "segflow"
 BIN_DIR = ROOT / ".segflow" / "bin"
@@ -26,7 +36,8 @@ HELM = BIN_DIR / "helm"
 HELM_VERSION = "v3.22.0"
 STAMP = BIN_DIR / "helm.version"
 KUBE_VERSION = "1.31.0"
-CRDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
+CRDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
+CRD_API_VERSIONS = {"monitoring.coreos.com/v1", "keda.sh/v1alpha1"}
 
 ALL_ON: dict[str, Any] = {
     "exportApi": {"replicas": 2, "persistence": {"accessMode": "ReadWriteMany"}},
@@ -35,24 +46,40 @@ ALL_ON: dict[str, Any] = {
         "saslMechanism": "SCRAM-SHA-512",
         "saslUsername": "segflow",
         "existingSecret": "segflow-kafka",
+        "tls": {"caSecret": "kafka-ca"},
     },
     "cassandra": {
         "username": "segflow",
         "existingSecret": "segflow-cassandra",
         "dcReplication": {"dc1": 3},
+        "tls": {"enabled": True, "caSecret": "cassandra-ca"},
     },
+    "extraVolumes": [{"name": "certs", "secret": {"secretName": "client-certs"}}],
+    "extraVolumeMounts": [{"name": "certs", "mountPath": "/etc/segflow/certs", "readOnly": True}],
     "consumer": {"autoscaling": {"keda": True}},
     "topics": {"create": True},
     "metrics": {
         "serviceMonitor": {"enabled": True},
-        "prometheusRule": {"enabled": True},
+        "prometheusRule": {"enabled": True, "runbookBaseUrl": "https://wiki.example.com/segflow"},
         "grafanaDashboard": {"enabled": True},
     },
     "networkPolicy": {
         "enabled": True,
+        "prometheusNamespaceSelector": {"matchLabels": {"name": "monitoring"}},
+        "prometheusPodSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
         "apiClients": [{"podSelector": {"matchLabels": {"app": "crm"}}}],
     },
 }
+# The other shapes a release can take: HPA instead of KEDA; everything optional off.
+HPA: dict[str, Any] = {"consumer": {"autoscaling": {"hpa": True, "maxReplicas": 4}}}
+MINIMAL: dict[str, Any] = {
+    "exportApi": {"enabled": False},
+    "migrations": {"enabled": False},
+    "serviceAccount": {"create": False},
+    "consumer": {"replicas": 1, "podDisruptionBudget": {"enabled": False}},
+}
+NO_PVC: dict[str, Any] = {"exportApi": {"persistence": {"enabled": False}}}
+VARIANTS = {"defaults": None, "all-on": ALL_ON, "hpa": HPA, "minimal": MINIMAL, "no-pvc": NO_PVC}
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +144,7 @@ def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {item["name"]: item.get("value", item.get("valueFrom")) for item in container["env"]}
 
 
-@pytest.mark.parametrize("values", [None, ALL_ON], ids=["defaults", "all-on"])
+@pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())
 def test_helm_lint_is_clean(helm: Path, tmp_path: Path, values: dict[str, Any] | None) -> None:
     args = ["lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION]
     if values is not None:
@@ -128,20 +155,45 @@ def test_helm_lint_is_clean(helm: Path, tmp_path: Path, values: dict[str, Any] |
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("values", [None, ALL_ON], ids=["defaults", "all-on"])
+@pytest.mark.parametrize("values", VARIANTS.values(), ids=VARIANTS.keys())
 def test_rendered_manifests_are_valid_kubernetes(
     helm: Path, tmp_path: Path, values: dict[str, Any] | None
 ) -> None:
     docs = render(helm, tmp_path, values)
     kinds = {doc["kind"] for doc in docs}
-    assert {"Deployment", "Service", "Job", "PodDisruptionBudget"} <= kinds
+    assert {"Deployment", "Service"} <= kinds
     for doc in docs:
         if doc["kind"] in CRDS:
-            assert doc["apiVersion"] in ("monitoring.coreos.com/v1", "keda.sh/v1alpha1")
-            assert doc["metadata"]["name"]
-            assert doc["spec"]
-            continue
-        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+            check_custom_resource(doc)
+        else:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+
+
+def check_custom_resource(doc: dict[str, Any]) -> None:
+    """The fields each CRD requires, and the names it refers to (no schemas offline)."""
+    assert doc["apiVersion"] in CRD_API_VERSIONS
+    assert doc["metadata"]["name"]
+    spec = doc["spec"]
+    if doc["kind"] == "ServiceMonitor":
+        assert spec["selector"]["matchLabels"]
+        assert all(e["port"] and e["path"] == "/metrics" for e in spec["endpoints"])
+    elif doc["kind"] == "PrometheusRule":
+        for group in spec["groups"]:
+            assert group["name"]
+            assert all(rule["alert"] and rule["expr"] for rule in group["rules"])
+    elif doc["kind"] == "ScaledObject":
+        assert spec["scaleTargetRef"]["name"]
+        assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+        for trigger in spec["triggers"]:
+            assert trigger["type"] == "kafka"
+            assert all(isinstance(v, str) for v in trigger["metadata"].values())
+            assert {"bootstrapServers", "consumerGroup", "topic", "lagThreshold"} <= set(
+                trigger["metadata"]
+            )
+    elif doc["kind"] == "TriggerAuthentication":
+        refs = spec.get("secretTargetRef", []) + spec.get("env", [])
+        assert refs
+        assert all(ref["parameter"] and ref["name"] for ref in refs)
 
 
 def test_all_optional_features_render(helm: Path, tmp_path: Path) -> None:
@@ -156,7 +208,22 @@ def test_all_optional_features_render(helm: Path, tmp_path: Path) -> None:
     } <= kinds
     scaled = by_kind(docs, "ScaledObject")[0]
     assert scaled["spec"]["maxReplicaCount"] <= 6
-    assert scaled["spec"]["triggers"][0]["metadata"]["consumerGroup"] == "segflow-consumer"
+    trigger = scaled["spec"]["triggers"][0]
+    assert trigger["metadata"]["consumerGroup"] == "segflow-consumer"
+    assert (trigger["metadata"]["sasl"], trigger["metadata"]["tls"]) == ("scram_sha512", "enable")
+    auth = by_kind(docs, "TriggerAuthentication")[0]
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    assert {(r["parameter"], r["name"], r["key"]) for r in auth["spec"]["secretTargetRef"]} == {
+        ("password", "segflow-kafka", "sasl-password"),
+        ("ca", "kafka-ca", "ca.crt"),
+    }
+    assert auth["spec"]["env"] == [
+        {
+            "parameter": "username",
+            "name": "SEGFLOW_KAFKA__SASL_USERNAME",
+            "containerName": "consumer",
+        }
+    ]
     consumer = deployment(docs, "consumer")
     assert "replicas" not in consumer["spec"]  # the autoscaler owns it
     env = env_of(consumer["spec"]["template"]["spec"]["containers"][0])
@@ -166,6 +233,17 @@ def test_all_optional_features_render(helm: Path, tmp_path: Path) -> None:
     assert env["SEGFLOW_CASSANDRA__PASSWORD"] == {
         "secretKeyRef": {"name": "segflow-cassandra", "key": "password"}
     }
+    assert env["SEGFLOW_KAFKA__SSL_CA_LOCATION"] == "/etc/segflow/tls/kafka/ca.crt"
+    assert env["SEGFLOW_CASSANDRA__TLS_CA_FILE"] == "/etc/segflow/tls/cassandra/ca.crt"
+    for component in ("consumer", "export-api"):
+        pod = deployment(docs, component)["spec"]["template"]["spec"]
+        mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+        assert {
+            "/etc/segflow/tls/kafka",
+            "/etc/segflow/tls/cassandra",
+            "/etc/segflow/certs",
+        } <= mounts
+        assert {v["name"] for v in pod["volumes"]} >= {"kafka-ca", "cassandra-ca", "certs"}
     rule = by_kind(docs, "PrometheusRule")[0]
     alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
     assert alerts == {
@@ -176,6 +254,18 @@ def test_all_optional_features_render(helm: Path, tmp_path: Path) -> None:
         "SegflowConsumerNotReady",
         "SegflowExportJobsFailing",
     }
+    # The rules are files/alerts.yaml itself, only the runbook links re-pointed.
+    source = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    rendered = rule["spec"]
+    for group in rendered["groups"]:
+        for r in group["rules"]:
+            url = r["annotations"]["runbook_url"]
+            assert url == "https://wiki.example.com/segflow#" + r["alert"].lower()
+            r["annotations"]["runbook_url"] = None
+    for group in source["groups"]:
+        for r in group["rules"]:
+            r["annotations"]["runbook_url"] = None
+    assert rendered == source
     dashboard = by_kind(docs, "ConfigMap")[0]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert (CHART / "files" / "dashboard.json").read_text().strip() == dashboard["data"][
@@ -183,13 +273,25 @@ def test_all_optional_features_render(helm: Path, tmp_path: Path) -> None:
     ].strip()
 
 
-def test_probes_grace_period_and_hooks(helm: Path, tmp_path: Path) -> None:
-    docs = render(helm, tmp_path, None, "consumer.shutdownTimeoutSeconds=50")
+@pytest.mark.parametrize("shutdown", [None, 50])
+def test_grace_period_covers_the_shutdown_bound(
+    helm: Path, tmp_path: Path, shutdown: int | None
+) -> None:
+    """One value sets both: the consumer's bound and, with a margin, the pod's grace period."""
+    sets = [] if shutdown is None else [f"consumer.shutdownTimeoutSeconds={shutdown}"]
+    docs = render(helm, tmp_path, None, *sets)
     pod = deployment(docs, "consumer")["spec"]["template"]["spec"]
+    bound = float(env_of(pod["containers"][0])["SEGFLOW_CONSUMER__SHUTDOWN_TIMEOUT_S"])
+    assert bound == (shutdown or 30)
+    assert pod["terminationGracePeriodSeconds"] >= bound + 10
+
+
+def test_probes_rollout_and_hooks(helm: Path, tmp_path: Path) -> None:
+    docs = render(helm, tmp_path, None)
+    consumer = deployment(docs, "consumer")
+    assert consumer["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+    pod = consumer["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    shutdown = int(env_of(container)["SEGFLOW_CONSUMER__SHUTDOWN_TIMEOUT_S"])
-    assert shutdown == 50
-    assert pod["terminationGracePeriodSeconds"] >= shutdown + 10
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -217,6 +319,28 @@ def test_probes_grace_period_and_hooks(helm: Path, tmp_path: Path) -> None:
         (["consumer.autoscaling.hpa=true", "consumer.autoscaling.keda=true"], "not both"),
         (["consumer.autoscaling.maxReplicas=12"], "must not exceed kafka.topicPartitions"),
         (["exportApi.replicas=3"], "ReadWriteMany"),
+        (["consumer.replicas=7"], "consumer.replicas must not exceed kafka.topicPartitions"),
+        (
+            ["consumer.autoscaling.minReplicas=5", "consumer.autoscaling.maxReplicas=4"],
+            "minReplicas must not exceed",
+        ),
+        (["kafka.saslMechanism=SCRAM-SHA-1"], "value must be one of"),
+        (["kafka.securityProtocol=SASL_SSL"], "needs kafka.saslMechanism"),
+        (
+            ["kafka.securityProtocol=SASL_SSL", "kafka.saslMechanism=PLAIN"],
+            "needs kafka.saslUsername and kafka.existingSecret",
+        ),
+        (["cassandra.username=segflow"], "needs cassandra.existingSecret"),
+        (["cassandra.tls.caSecret=ca"], "cassandra.tls.enabled is false"),
+        (["metrics.prometheusRule.runbookBaseUrl=docs/operations.md"], "pattern"),
+        (
+            [
+                "consumer.autoscaling.keda=true",
+                "kafka.securityProtocol=SASL_SSL",
+                "kafka.saslMechanism=OAUTHBEARER",
+            ],
+            "cannot pass SASL mechanism",
+        ),
     ],
 )
 def test_bad_values_are_refused(helm: Path, tmp_path: Path, sets: list[str], message: str) -> None:
@@ -229,27 +353,102 @@ def test_bad_values_are_refused(helm: Path, tmp_path: Path, sets: list[str], mes
 
 
 def test_every_value_is_documented() -> None:
-    """Each leaf of values.yaml appears in the chart README's values table."""
+    """Each value has a ``# --`` comment, and the README's table is generated from them."""
     readme = (CHART / "README.md").read_text()
-    missing = [
-        leaf
-        for leaf in _leaves(yaml.safe_load((CHART / "values.yaml").read_text()))
-        if f"`{leaf}`" not in readme
+    expected = helm_values_doc.table((CHART / "values.yaml").read_text())
+    assert helm_values_doc.readme_table(readme) == expected, (
+        "helm/segflow/README.md's values table is stale: "
+        "run .venv/bin/python -m tests.support.helm_values_doc"
+    )
+
+
+def test_an_undocumented_value_is_caught() -> None:
+    text = (CHART / "values.yaml").read_text() + "\nsurprise: 1\n"
+    with pytest.raises(ValueError, match="surprise has no"):
+        helm_values_doc.table(text)
+
+
+# The settings model each container's command loads (segflow/config_cli.py's processes).
+PROCESS_SETTINGS: dict[tuple[str, ...], type[SegflowSettings]] = {
+    ("consume",): ConsumeSettings,
+    ("serve",): ServeSettings,
+    ("db", "migrate"): MigrateSettings,
+    ("topics", "create"): ClientSettings,
+}
+
+
+@pytest.mark.parametrize("values", [None, ALL_ON], ids=["defaults", "all-on"])
+def test_every_setting_the_chart_sets_is_read_by_its_process(
+    helm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, values: dict[str, Any] | None
+) -> None:
+    """The settings models ignore unknown variables: a misspelt one would be silently lost.
+
+    Each container's SEGFLOW_<SECTION>__<KEY> must name a field of its process's model, and the
+    model must accept the rendered values (secrets stand in as placeholders).
+    """
+    docs = render(helm, tmp_path, values)
+    containers = [
+        container
+        for doc in docs
+        if doc["kind"] in ("Deployment", "Job")
+        for container in doc["spec"]["template"]["spec"]["containers"]
     ]
-    assert not missing, f"values missing from helm/segflow/README.md: {missing}"
+    assert {tuple(c["args"]) for c in containers} >= {("consume",), ("db", "migrate")}
+    for container in containers:
+        model = PROCESS_SETTINGS[tuple(container["args"])]
+        env = {
+            name: value if isinstance(value, str) else "placeholder"
+            for name, value in env_of(container).items()
+            if name.startswith("SEGFLOW_")
+        }
+        assert unknown_settings(model, env) == [], container["name"]
+        for name in [n for n in os.environ if n.startswith("SEGFLOW_")]:
+            monkeypatch.delenv(name)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        settings = model()
+        if isinstance(settings, ConsumeSettings):
+            assert settings.consumer.http_host == "0.0.0.0"
+            assert settings.consumer.shutdown_timeout_s == 30
+        if isinstance(settings, ServeSettings):
+            assert settings.serve.host == "0.0.0.0"
+            assert str(settings.serve.api_key_dir) == "/etc/segflow/api-keys"
+        if values is ALL_ON and isinstance(settings, MigrateSettings):
+            assert settings.cassandra.dc_replication == {"dc1": 3}
+            assert settings.cassandra.password is not None
 
 
-def _leaves(values: dict[str, Any], prefix: str = "") -> list[str]:
-    out: list[str] = []
-    for key, value in values.items():
-        path = f"{prefix}{key}"
-        if (
-            isinstance(value, dict)
-            and value
-            and key
-            not in {"resources", "livenessProbe", "readinessProbe", "labels", "requests", "limits"}
-        ):
-            out += _leaves(value, path + ".")
-        else:
-            out.append(path)
-    return out
+def test_tls_without_a_ca_secret_uses_the_image_bundle(helm: Path, tmp_path: Path) -> None:
+    """librdkafka's bundled OpenSSL does not find Debian's CAs by itself: name the bundle."""
+    values = {
+        "kafka": {"securityProtocol": "SSL"},
+        "cassandra": {"tls": {"enabled": True, "verifyHostname": False}},
+    }
+    docs = render(helm, tmp_path, values)
+    env = env_of(deployment(docs, "consumer")["spec"]["template"]["spec"]["containers"][0])
+    assert env["SEGFLOW_KAFKA__SSL_CA_LOCATION"] == "/etc/ssl/certs/ca-certificates.crt"
+    assert env["SEGFLOW_CASSANDRA__TLS_CA_FILE"] == "/etc/ssl/certs/ca-certificates.crt"
+    assert env["SEGFLOW_CASSANDRA__TLS_VERIFY_HOSTNAME"] == "false"
+    plain = env_of(
+        deployment(render(helm, tmp_path, None), "consumer")["spec"]["template"]["spec"][
+            "containers"
+        ][0]
+    )
+    assert "SEGFLOW_KAFKA__SSL_CA_LOCATION" not in plain
+    assert "SEGFLOW_CASSANDRA__TLS_CA_FILE" not in plain
+
+
+def test_export_files_volume(helm: Path, tmp_path: Path) -> None:
+    """PVC by default (Recreate: one RWO volume); emptyDir when persistence is off."""
+    docs = render(helm, tmp_path, None)
+    api = deployment(docs, "export-api")
+    assert api["spec"]["strategy"]["type"] == "Recreate"
+    volumes = {v["name"]: v for v in api["spec"]["template"]["spec"]["volumes"]}
+    claim = volumes["exports"]["persistentVolumeClaim"]["claimName"]
+    assert [pvc["metadata"]["name"] for pvc in by_kind(docs, "PersistentVolumeClaim")] == [claim]
+    docs = render(helm, tmp_path, NO_PVC)
+    volumes = {
+        v["name"]: v for v in deployment(docs, "export-api")["spec"]["template"]["spec"]["volumes"]
+    }
+    assert volumes["exports"] == {"name": "exports", "emptyDir": {}}
+    assert not by_kind(docs, "PersistentVolumeClaim")

@@ -53,6 +53,10 @@ app.kubernetes.io/component: {{ .component }}
       name: {{ .Values.kafka.existingSecret }}
       key: {{ .Values.kafka.saslPasswordKey }}
 {{- end }}
+{{- with (include "segflow.kafkaCaFile" .) }}
+- name: SEGFLOW_KAFKA__SSL_CA_LOCATION
+  value: {{ . | quote }}
+{{- end }}
 - name: SEGFLOW_KAFKA__COMMANDS_TOPIC
   value: {{ .Values.kafka.commandsTopic | quote }}
 - name: SEGFLOW_KAFKA__DEAD_LETTER_TOPIC
@@ -90,6 +94,12 @@ app.kubernetes.io/component: {{ .component }}
       name: {{ .Values.cassandra.existingSecret }}
       key: {{ .Values.cassandra.passwordKey }}
 {{- end }}
+{{- if .Values.cassandra.tls.enabled }}
+- name: SEGFLOW_CASSANDRA__TLS_CA_FILE
+  value: {{ ternary "/etc/segflow/tls/cassandra/ca.crt" "/etc/ssl/certs/ca-certificates.crt" (ne .Values.cassandra.tls.caSecret "") | quote }}
+- name: SEGFLOW_CASSANDRA__TLS_VERIFY_HOSTNAME
+  value: {{ .Values.cassandra.tls.verifyHostname | quote }}
+{{- end }}
 - name: SEGFLOW_LOG__LEVEL
   value: {{ .Values.log.level | quote }}
 - name: SEGFLOW_LOG__FORMAT
@@ -115,4 +125,97 @@ securityContext:
   readOnlyRootFilesystem: true
   capabilities:
     drop: ["ALL"]
+{{- end -}}
+
+
+{{/*
+CA bundle librdkafka verifies the brokers with: the mounted kafka.tls.caSecret, else the
+image's system bundle (the wheels' bundled OpenSSL does not look there by itself). Empty
+without TLS.
+*/}}
+{{- define "segflow.kafkaCaFile" -}}
+{{- if .Values.kafka.tls.caSecret -}}
+/etc/segflow/tls/kafka/ca.crt
+{{- else if has .Values.kafka.securityProtocol (list "SSL" "SASL_SSL") -}}
+/etc/ssl/certs/ca-certificates.crt
+{{- end -}}
+{{- end -}}
+
+{{/*
+Refuses value combinations that render but cannot work (the schema checks single values).
+Included once, by the consumer Deployment, which every release renders.
+*/}}
+{{- define "segflow.validate" -}}
+{{- $k := .Values.kafka }}
+{{- if hasPrefix "SASL_" $k.securityProtocol }}
+{{- if not $k.saslMechanism }}
+{{- fail "kafka.securityProtocol SASL_* needs kafka.saslMechanism" }}
+{{- end }}
+{{- if and (has $k.saslMechanism (list "PLAIN" "SCRAM-SHA-256" "SCRAM-SHA-512")) (not (and $k.saslUsername $k.existingSecret)) }}
+{{- fail "kafka.saslMechanism PLAIN/SCRAM needs kafka.saslUsername and kafka.existingSecret (the password)" }}
+{{- end }}
+{{- end }}
+{{- $c := .Values.cassandra }}
+{{- if and $c.username (not $c.existingSecret) }}
+{{- fail "cassandra.username needs cassandra.existingSecret (the password)" }}
+{{- end }}
+{{- if and $c.tls.caSecret (not $c.tls.enabled) }}
+{{- fail "cassandra.tls.caSecret is set but cassandra.tls.enabled is false" }}
+{{- end }}
+{{- $auto := .Values.consumer.autoscaling }}
+{{- if and $auto.hpa $auto.keda }}
+{{- fail "consumer.autoscaling: enable hpa or keda, not both" }}
+{{- end }}
+{{- if gt (int $auto.minReplicas) (int $auto.maxReplicas) }}
+{{- fail "consumer.autoscaling.minReplicas must not exceed consumer.autoscaling.maxReplicas" }}
+{{- end }}
+{{- if gt (int $auto.maxReplicas) (int $k.topicPartitions) }}
+{{- fail "consumer.autoscaling.maxReplicas must not exceed kafka.topicPartitions (extra replicas get no partition)" }}
+{{- end }}
+{{- if gt (int .Values.consumer.replicas) (int $k.topicPartitions) }}
+{{- fail "consumer.replicas must not exceed kafka.topicPartitions (a replica without a partition is never ready)" }}
+{{- end }}
+{{- end -}}
+
+{{/* Volumes of the TLS CA secrets, the shared /tmp and extraVolumes (every segflow pod). */}}
+{{- define "segflow.volumes" -}}
+- name: tmp
+  emptyDir: {}
+{{- with .Values.kafka.tls.caSecret }}
+- name: kafka-ca
+  secret:
+    secretName: {{ . }}
+    items:
+      - key: {{ $.Values.kafka.tls.caKey }}
+        path: ca.crt
+{{- end }}
+{{- if and .Values.cassandra.tls.enabled .Values.cassandra.tls.caSecret }}
+- name: cassandra-ca
+  secret:
+    secretName: {{ .Values.cassandra.tls.caSecret }}
+    items:
+      - key: {{ .Values.cassandra.tls.caKey }}
+        path: ca.crt
+{{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "segflow.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if .Values.kafka.tls.caSecret }}
+- name: kafka-ca
+  mountPath: /etc/segflow/tls/kafka
+  readOnly: true
+{{- end }}
+{{- if and .Values.cassandra.tls.enabled .Values.cassandra.tls.caSecret }}
+- name: cassandra-ca
+  mountPath: /etc/segflow/tls/cassandra
+  readOnly: true
+{{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
