@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
+from segflow.settings import ConsumeSettings, MigrateSettings, SegflowSettings, ServeSettings
+from tests.support.settings_env import unknown_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 TOOL_DIR = ROOT / ".ci" / "tools" / "composecheck"
@@ -186,6 +189,14 @@ def _undeclared_volume(compose: Compose) -> None:
     del compose["volumes"]["kafka-data"]
 
 
+def _moving_image_tag(compose: Compose) -> None:
+    compose["services"]["stack-ready"]["image"] = "python:3.11-slim"
+
+
+def _untagged_image(compose: Compose) -> None:
+    compose["services"]["grafana"]["image"] = "grafana/grafana"
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
@@ -205,6 +216,10 @@ def _undeclared_volume(compose: Compose) -> None:
         ),
         pytest.param(_wrong_probe, "not the expected probe", id="wrong-probe"),
         pytest.param(_undeclared_volume, "kafka-data", id="undeclared-volume"),
+        pytest.param(
+            _moving_image_tag, 'image "python:3.11-slim" is not pinned', id="moving-image-tag"
+        ),
+        pytest.param(_untagged_image, 'image "grafana/grafana" is not pinned', id="untagged-image"),
     ],
 )
 def test_a_broken_compose_file_is_rejected(
@@ -225,7 +240,10 @@ def test_interpolated_partition_count_is_checked(composecheck: Path) -> None:
 
 
 def test_full_stack_services_are_wired_for_production_use() -> None:
-    """Consumers: 2 replicas, grace period beyond the shutdown bound; mounted files exist."""
+    """Consumers: 2 replicas, grace period beyond the shutdown bound; mounted files exist.
+
+    Both segflow services probe /readyz, so `up --wait` means "consuming / serving".
+    """
     compose: Compose = yaml.safe_load(COMPOSE_FILE.read_text())
     services = compose["services"]
     consumer = services["consumer"]
@@ -233,6 +251,9 @@ def test_full_stack_services_are_wired_for_production_use() -> None:
     shutdown_s = int(consumer["environment"]["SEGFLOW_CONSUMER__SHUTDOWN_TIMEOUT_S"])
     assert int(consumer["stop_grace_period"].removesuffix("s")) > shutdown_s
     assert services["export-api"]["command"] == ["serve"]
+    for name, port in (("consumer", 9400), ("export-api", 8080)):
+        assert services[name]["build"]["context"] == "."
+        assert f"http://127.0.0.1:{port}/readyz" in " ".join(services[name]["healthcheck"]["test"])
     for name in ("prometheus", "grafana"):
         assert services[name]["profiles"] == ["observability"]
     for name, service in services.items():
@@ -240,3 +261,21 @@ def test_full_stack_services_are_wired_for_production_use() -> None:
             source = volume.split(":", 1)[0] if isinstance(volume, str) else volume["source"]
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+@pytest.mark.parametrize(
+    ("service", "model"),
+    [
+        ("consumer", ConsumeSettings),
+        ("export-api", ServeSettings),
+        ("cassandra-migrate", MigrateSettings),
+    ],
+)
+def test_segflow_services_set_only_settings_their_process_reads(
+    service: str, model: type[SegflowSettings]
+) -> None:
+    """A misspelt SEGFLOW_* variable would be ignored silently by the settings model."""
+    compose: Compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    names = list(compose["services"][service]["environment"])
+    assert any(name.startswith("SEGFLOW_") for name in names)
+    assert unknown_settings(model, names) == []

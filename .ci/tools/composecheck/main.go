@@ -14,6 +14,8 @@
 //     service and is depended on with service_completed_successfully (so that
 //     `docker compose up --wait` succeeds, see docker/compose#10596);
 //   - every published port binds 127.0.0.1;
+//   - every image is pinned: its tag is a full version (x.y.z, suffixes allowed) or it names
+//     a digest, so the same file runs the same software next month;
 //   - kafka publishes 9092 and cassandra 9042 on the same host ports, with the pinned images.
 //
 // Exit status: 0 valid (prints the project and its services), 1 invalid, 2 usage.
@@ -26,6 +28,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -197,6 +200,10 @@ func rules(project *types.Project) []string {
 			}
 		}
 
+		if s.Image != "" && !pinned(s.Image) {
+			bad(name, "image %q is not pinned: use a full version tag (x.y.z) or a digest", s.Image)
+		}
+
 		hc := s.HealthCheck
 		hasHealthcheck := healthchecked(s)
 		switch {
@@ -291,6 +298,22 @@ func rules(project *types.Project) []string {
 func healthchecked(s types.ServiceConfig) bool {
 	hc := s.HealthCheck
 	return hc != nil && !hc.Disable && len(hc.Test) > 0 && hc.Test[0] != "NONE"
+}
+
+// pinnedTag: a full version, e.g. 4.1.2, v3.5.0, 3.11.14-slim-bookworm.
+var pinnedTag = regexp.MustCompile(`^v?\d+\.\d+\.\d+([.+_-][0-9A-Za-z.+_-]+)?$`)
+
+// pinned: the image reference names a digest or a tag that is a full version (not
+// "latest", not a moving minor tag such as python:3.11-slim).
+func pinned(image string) bool {
+	if strings.Contains(image, "@sha256:") {
+		return true
+	}
+	colon := strings.LastIndex(image, ":")
+	if colon <= strings.LastIndex(image, "/") {
+		return false // no tag at all: "latest"
+	}
+	return pinnedTag.MatchString(image[colon+1:])
 }
 
 func publishes(s types.ServiceConfig, port uint32) bool {
