@@ -14,15 +14,18 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python -m venv /opt/segflow && /opt/segflow/bin/pip install --upgrade pip build
+# The venv's own pip (bundled with the pinned Python) builds the wheel through the PEP 517
+# backend (hatchling, isolated); dependencies are installed from wheels only: the slim base
+# has no compiler, and a source build would silently differ from what CI tested.
+RUN python -m venv /opt/segflow
 COPY pyproject.toml README.md ./
 COPY segflow segflow
 COPY consumer consumer
 COPY producer_tools producer_tools
 COPY schemas schemas
-RUN /opt/segflow/bin/python -m build --wheel --outdir /dist . \
-    && /opt/segflow/bin/pip install /dist/*.whl \
-    && /opt/segflow/bin/pip uninstall --yes build pip
+RUN /opt/segflow/bin/pip wheel --no-deps --wheel-dir /dist . \
+    && /opt/segflow/bin/pip install --only-binary=:all: /dist/*.whl \
+    && /opt/segflow/bin/pip uninstall --yes pip
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="segflow" \

@@ -43,6 +43,15 @@ def test_multi_stage_on_a_pinned_slim_base() -> None:
     assert copies == ["--from=build /opt/segflow /opt/segflow"]  # no sources, no toolchain
 
 
+def test_build_stage_installs_binary_wheels_only() -> None:
+    """No compiler in the slim base: every dependency must come as a wheel, never an sdist."""
+    build_steps = instructions()[: len(instructions()) - len(runtime_stage())]
+    runs = " ".join(rest for keyword, rest in build_steps if keyword == "RUN")
+    assert "pip wheel --no-deps" in runs
+    assert "--only-binary=:all:" in runs
+    assert "--upgrade" not in runs  # the Python image pins pip; nothing floats
+
+
 def test_runtime_runs_as_a_numeric_non_root_user() -> None:
     users = [rest for keyword, rest in runtime_stage() if keyword == "USER"]
     assert len(users) == 1
