@@ -2,7 +2,8 @@
 
 Migrates, creates the topics and the example segments, starts a consumer, uploads one
 example file of every format with ``--wait``, then prints the members of every segment, one
-user's segments and the consumer's metrics URL before stopping the consumer cleanly. Running
+user's segments, an export of the Segmenter segment (the export API's file format) and the
+consumer's metrics URL before stopping the consumer cleanly. Running
 it again is harmless: executions of unchanged files are reused, nothing is applied twice.
 """
 
@@ -91,6 +92,18 @@ def _demo(args: argparse.Namespace) -> int:
         for segment_id, _, _ in (*SEGMENTS, ("seg-loyalty", None, None)):
             _segflow("members", segment_id)
         _segflow("user", DEMO_USER)
+        export_path = state / "seg-loyalty.export.json"
+        _segflow(
+            "export",
+            "seg-loyalty",
+            "--attributes",
+            "first_name,email,substitution.tier,membership.via",
+            "--tags",
+            ",".join(segment_id for segment_id, _, _ in SEGMENTS),
+            "--out",
+            str(export_path),
+        )
+        print(export_path.read_text()[:600])
         print(f"\nconsumer metrics: {metrics_url}")
         with urllib.request.urlopen(metrics_url, timeout=5) as response:
             for line in response.read().decode().splitlines():
