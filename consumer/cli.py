@@ -12,7 +12,7 @@ from typing import Any
 
 from consumer.membership_read import Member, MembershipReader
 from consumer.registry import Segment, SegmentRegistry
-from segflow.db.session import connect
+from segflow.db.session import connect_or_fail
 from segflow.errors import SegflowError
 from segflow.settings import ConsumeSettings
 
@@ -86,10 +86,7 @@ def _consume(args: argparse.Namespace) -> int:
 @contextmanager
 def _session() -> Iterator[tuple[Any, ConsumeSettings]]:
     settings = ConsumeSettings()
-    try:
-        cluster, session = connect(settings.cassandra, settings.cassandra.keyspace)
-    except Exception as exc:
-        raise SegflowError(f"cannot connect to Cassandra: {exc}") from None
+    cluster, session = connect_or_fail(settings.cassandra, settings.cassandra.keyspace)
     try:
         yield session, settings
     finally:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consumer.registry import Segment
+from segflow.db.session import aware
 
 PREFETCH_BUCKETS = 16
 PAGE_SIZE = 2000
@@ -101,7 +102,7 @@ def effective_from_user_row(
     """
     if row.override_state == "block":
         return None
-    expires = _aware(row.feed_expires_at)
+    expires = aware(row.feed_expires_at)
     in_feed = bool(row.feed_member) and _alive(expires, now)
     if in_feed:
         cleared = cleared_at(row.segment_id)
@@ -122,7 +123,7 @@ def _merge(
     o = next(overrides, None)
     while f is not None or o is not None:
         if f is not None and (o is None or f.user_key < o.user_key):
-            expires = _aware(f.expires_at)
+            expires = aware(f.expires_at)
             if _alive(expires, now):
                 yield Member(segment_id, f.user_key, "feed", expires, f.data_bag)
             f = next(feed, None)
@@ -139,10 +140,3 @@ def _merge(
 
 def _alive(expires_at: datetime | None, now: datetime) -> bool:
     return expires_at is None or expires_at > now
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """The driver returns naive UTC datetimes; make them timezone-aware."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)

@@ -30,7 +30,7 @@ from producer_tools.upload import (
     wait_until_landed,
 )
 from segflow.contract.ids import sha256_of_stream
-from segflow.db.session import connect
+from segflow.db.session import connect_or_fail
 from segflow.errors import ExitCode, SegflowError
 from segflow.executions import Execution, ExecutionStore, Status, new_execution_id
 from segflow.logs import configure_logging
@@ -170,10 +170,7 @@ def _upload(args: argparse.Namespace) -> int:
         sink_factory = lambda: CommandSink(settings.kafka, opts, topic)  # noqa: E731
     cluster = session = store = None
     if not opts.dry_run:
-        try:
-            cluster, session = connect(settings.cassandra, settings.cassandra.keyspace)
-        except Exception as exc:
-            raise SegflowError(f"cannot connect to Cassandra: {exc}") from None
+        cluster, session = connect_or_fail(settings.cassandra, settings.cassandra.keyspace)
         store = ExecutionStore(session)
     worst = ExitCode.OK
     try:
@@ -375,10 +372,7 @@ def _say(line: str) -> None:
 
 def _store() -> tuple[Any, ExecutionStore]:
     settings = UploadSettings()
-    try:
-        cluster, session = connect(settings.cassandra, settings.cassandra.keyspace)
-    except Exception as exc:
-        raise SegflowError(f"cannot connect to Cassandra: {exc}") from None
+    cluster, session = connect_or_fail(settings.cassandra, settings.cassandra.keyspace)
     return cluster, ExecutionStore(session)
 
 

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from segflow.db.session import aware
+
 PROGRESS_BLOCK = 4096
 
 
@@ -242,17 +244,13 @@ def _execution(row: Any) -> Execution:
         file_name=row.file_name or "",
         format=row.format or "",
         content_sha256=row.content_sha256 or "",
-        created_at=_aware(row.created_at),
+        created_at=aware(row.created_at),
         created_at_us=int(row.created_at_us or 0),
         status=Status(row.status),
         lines_read=int(row.lines_read or 0),
         commands_produced=int(row.commands_produced or 0),
         lines_rejected=int(row.lines_rejected or 0),
         error=row.error,
-        updated_at=_aware(row.updated_at) if row.updated_at else None,
-        finished_at=_aware(row.finished_at) if row.finished_at else None,
+        updated_at=aware(row.updated_at),
+        finished_at=aware(row.finished_at),
     )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

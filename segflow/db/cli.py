@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from segflow.db.migrate import MigrationError, migrate
-from segflow.db.session import connect
+from segflow.db.session import connect_or_fail
 from segflow.errors import SegflowError
 from segflow.logs import configure_logging
 from segflow.settings import MigrateSettings
@@ -27,13 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _migrate(args: argparse.Namespace) -> int:
     settings = MigrateSettings()
     configure_logging(settings.log)
-    try:
-        cluster, session = connect(settings.cassandra)
-    except Exception as exc:
-        raise SegflowError(
-            f"cannot connect to Cassandra at {settings.cassandra.contact_points}:"
-            f"{settings.cassandra.port}: {exc}"
-        ) from None
+    cluster, session = connect_or_fail(settings.cassandra)
     try:
         result = migrate(session, settings.cassandra)
     except MigrationError as exc:

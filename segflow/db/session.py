@@ -7,7 +7,8 @@ export API all honour the same auth/TLS options.
 from __future__ import annotations
 
 import ssl
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, overload
 
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
@@ -18,6 +19,7 @@ from cassandra.policies import (
 )
 from cassandra.query import SimpleStatement
 
+from segflow.errors import SegflowError
 from segflow.settings import CassandraSettings
 
 
@@ -98,3 +100,27 @@ def connect(settings: CassandraSettings, keyspace: str | None = None) -> tuple[C
         cluster.shutdown()
         raise
     return cluster, (KeyspaceSession(session, keyspace) if keyspace else session)
+
+
+def connect_or_fail(
+    settings: CassandraSettings, keyspace: str | None = None
+) -> tuple[Cluster, Any]:
+    """``connect`` for commands: an unreachable Cassandra is one clear line, not a traceback."""
+    try:
+        return connect(settings, keyspace)
+    except Exception as exc:
+        raise SegflowError(
+            f"cannot connect to Cassandra at {','.join(settings.contact_points)}:"
+            f"{settings.port}: {exc}"
+        ) from None
+
+
+@overload
+def aware(value: datetime) -> datetime: ...
+@overload
+def aware(value: None) -> None: ...
+def aware(value: datetime | None) -> datetime | None:
+    """The driver returns timestamps as naive UTC datetimes: make them timezone-aware."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)

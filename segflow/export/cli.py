@@ -11,10 +11,9 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from consumer.registry import SegmentRegistry
-from segflow.db.session import connect
+from segflow.db.session import connect_or_fail
 from segflow.errors import ExitCode, SegflowError
 from segflow.export.auth import ApiKeys
 from segflow.export.build import ExportBuilder
@@ -85,7 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
             "no API keys configured: set SEGFLOW_SERVE__API_KEYS or SEGFLOW_SERVE__API_KEY_DIR",
             ExitCode.USAGE,
         )
-    cluster, session = _connect(settings)
+    cluster, session = connect_or_fail(settings.cassandra, settings.cassandra.keyspace)
     try:
         service = ExportService(session, options, ExportMetrics(), utc_now)
         registry = SegmentRegistry(session, default_bucket_count=1, cache_ttl_s=30)
@@ -120,7 +119,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     settings = ServeSettings()
     configure_logging(settings.log)
-    cluster, session = _connect(settings)
+    cluster, session = connect_or_fail(settings.cassandra, settings.cassandra.keyspace)
     try:
         registry = SegmentRegistry(session, default_bucket_count=1, cache_ttl_s=0)
         segment_id = None
@@ -161,13 +160,6 @@ def _export(args: argparse.Namespace) -> int:
     finally:
         cluster.shutdown()
     return ExitCode.OK
-
-
-def _connect(settings: ServeSettings) -> tuple[Any, Any]:
-    try:
-        return connect(settings.cassandra, settings.cassandra.keyspace)
-    except Exception as exc:
-        raise SegflowError(f"cannot connect to Cassandra: {exc}") from None
 
 
 def _split(value: str) -> list[str]:

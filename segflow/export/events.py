@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from consumer.plan import EVENT_SHARDS
+from segflow.db.session import aware
 from segflow.export.profile_entry import ExportEvent
 
 IN_FLIGHT = 32
@@ -138,9 +139,7 @@ def _events(rows: Iterable[Any], types: frozenset[str]) -> Iterator[ExportEvent]
     for row in rows:
         if row.operation in types:
             applied = row.applied_at
-            applied_ms = (
-                0 if applied is None else int(applied.replace(tzinfo=UTC).timestamp() * 1000)
-            )
+            applied_ms = 0 if applied is None else int(aware(applied).timestamp() * 1000)
             yield ExportEvent(
                 row.segment_id, row.user_key, row.version, row.command_id, row.operation, applied_ms
             )

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from segflow.db.session import aware
+
 SCOPE = "all"
 ROW_GRACE = timedelta(days=1)
 Clock = Callable[[], datetime]
@@ -223,23 +225,19 @@ def _ttl(expires_at: datetime, now: datetime) -> int:
     return max(60, int((expires_at + ROW_GRACE - now).total_seconds()))
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return None if value is None else value.replace(tzinfo=UTC)
-
-
 def _job(row: Any) -> ExportJob:
     return ExportJob(
         export_id=row.export_id,
         key_id=row.key_id,
         request=row.request,
         status=JobStatus(row.status),
-        created_at=row.created_at.replace(tzinfo=UTC),
-        expires_at=row.expires_at.replace(tzinfo=UTC),
+        created_at=aware(row.created_at),
+        expires_at=aware(row.expires_at),
         attempts=int(row.attempts or 0),
         owner=row.owner,
-        lease_until=_aware(row.lease_until),
-        started_at=_aware(row.started_at),
-        finished_at=_aware(row.finished_at),
+        lease_until=aware(row.lease_until),
+        started_at=aware(row.started_at),
+        finished_at=aware(row.finished_at),
         profiles=row.profiles,
         file_bytes=row.file_bytes,
         json_bytes=row.json_bytes,

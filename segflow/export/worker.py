@@ -91,10 +91,10 @@ class ExportService:
 
     def run_once(self, janitor: bool = True) -> bool:
         """One scan: janitor (if due), then claim and build at most one job. True = built."""
+        jobs = self.store.all()
         if janitor and time.monotonic() - self._last_janitor >= JANITOR_EVERY_S:
             self._last_janitor = time.monotonic()
-            self.clean_up()
-        jobs = self.store.all()
+            self.clean_up(jobs)
         now = self.clock()
         self.metrics.jobs_queued.set(sum(1 for job in jobs if job.status == JobStatus.PENDING))
         for job in sorted(jobs, key=lambda j: j.created_at):
@@ -120,10 +120,13 @@ class ExportService:
                 return True
         return False
 
-    def clean_up(self) -> None:
-        """Delete expired jobs and their files; then stray files older than a lease."""
+    def clean_up(self, jobs: list[ExportJob] | None = None) -> None:
+        """Delete expired jobs and their files; then stray files older than a lease.
+
+        ``jobs``: the scan's fresh read of export_jobs, when the caller already has one.
+        """
         now = self.clock()
-        jobs = self.store.all()
+        jobs = self.store.all() if jobs is None else jobs
         for job in jobs:
             if job.expires_at <= now:
                 path = export_file(self.export_dir, job.export_id)

@@ -10,10 +10,11 @@ import pytest
 
 from consumer.membership_read import MembershipReader
 from consumer.registry import SegmentRegistry
-from segflow.contract.records import CommandRecord, command_record
+from segflow.contract.records import CommandRecord
 from segflow.executions import ExecutionStore
 from segflow.settings import CassandraSettings, KafkaSettings
 from tests.support.consumer_harness import (
+    command,
     committed_lag,
     consume_settings,
     produce,
@@ -27,15 +28,7 @@ pytestmark = pytest.mark.integration
 
 
 def feed_add(execution_id: str, user: str, segment: str, version: int) -> CommandRecord:
-    return command_record(
-        command_id=uuid.uuid4().hex,
-        execution_id=execution_id,
-        operation="FEED_ADD",
-        version=version,
-        user_key=user,
-        segment_ids=[segment],
-        data_bag='{"k": 1}',
-    )
+    return command(execution_id, "FEED_ADD", version, user, [segment], data_bag='{"k": 1}')
 
 
 def snapshot(session: Any, segment_id: str, users: list[str]) -> tuple[Any, ...]:

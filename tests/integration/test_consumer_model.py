@@ -20,12 +20,18 @@ from hypothesis import strategies as st
 
 from consumer.membership_read import MembershipReader
 from consumer.registry import SegmentRegistry
-from segflow.contract.records import CommandRecord, command_record
+from segflow.contract.records import CommandRecord
 from segflow.db.session import connect
 from segflow.executions import ExecutionStore
 from segflow.kafka_admin import delete_topics, ensure_topics
 from segflow.settings import CassandraSettings, KafkaSettings
-from tests.support.consumer_harness import consume_settings, produce, running_consumer, wait_landed
+from tests.support.consumer_harness import (
+    command,
+    consume_settings,
+    produce,
+    running_consumer,
+    wait_landed,
+)
 from tests.support.endpoints import Endpoints
 from tests.support.reference_model import effective_state
 
@@ -63,19 +69,6 @@ def env(endpoints: Endpoints, cassandra_settings: CassandraSettings) -> Iterator
     finally:
         cluster.shutdown()
         delete_topics(kafka, [kafka.commands_topic, kafka.dead_letter_topic])
-
-
-def _base(
-    execution_id: str, op: str, version: int, user: str | None, segment_ids: list[str]
-) -> CommandRecord:
-    return command_record(
-        command_id=uuid.uuid4().hex,
-        execution_id=execution_id,
-        operation=op,
-        version=version,
-        user_key=user,
-        segment_ids=segment_ids,
-    )
 
 
 step = st.one_of(
@@ -118,7 +111,7 @@ def build_commands(
         if kind == "TIE_REMOVE" and out:
             original = out[args[0] % len(out)][1]
             if original["operation"] == "FEED_ADD":
-                tie = _base(
+                tie = command(
                     execution_id,
                     "FEED_REMOVE",
                     original["version"],
@@ -132,7 +125,7 @@ def build_commands(
             continue
         if kind == "REPLACE":
             segment, members = segments[args[0]], sorted(args[1])
-            begin = _base(execution_id, "REPLACE_BEGIN", version, None, [segment])
+            begin = command(execution_id, "REPLACE_BEGIN", version, None, [segment])
             begin["segment"] = {
                 "id": segment,
                 "name": f"name-{offset}",
@@ -143,7 +136,7 @@ def build_commands(
             group = [begin]
             for index in members:
                 external = f"ext-{index}"
-                member = _base(
+                member = command(
                     execution_id, "REPLACE_MEMBER", version, f"user_id:{external}", [segment]
                 )
                 member["person"] = {
@@ -155,7 +148,7 @@ def build_commands(
                     "substitution_tags": [{"tag": "t", "value": str(offset)}],
                 }
                 group.append(member)
-            end = _base(execution_id, "REPLACE_END", version, None, [segment])
+            end = command(execution_id, "REPLACE_END", version, None, [segment])
             end["member_count"] = len(members)
             group.append(end)
             for record in group:
@@ -163,7 +156,7 @@ def build_commands(
                 seq += 1
             continue
         user, segment = USERS[args[0]], segments[args[1]]
-        record = _base(execution_id, kind, version, user, [segment])
+        record = command(execution_id, kind, version, user, [segment])
         if kind == "FEED_ADD":
             expiry = {"none": None, "past": now_ms - DAY_MS, "future": now_ms + DAY_MS}[args[2]]
             record["expires_at_ms"] = expiry

@@ -27,7 +27,7 @@ import pytest
 from pydantic import SecretStr
 
 from consumer.registry import SegmentRegistry
-from segflow.contract.records import CommandRecord, command_record
+from segflow.contract.records import CommandRecord
 from segflow.executions import ExecutionStore
 from segflow.export.auth import ApiKeys
 from segflow.export.http_api import ExportApi
@@ -36,6 +36,7 @@ from segflow.export.metrics import ExportMetrics
 from segflow.export.worker import ExportService, export_file
 from segflow.settings import CassandraSettings, ServeOptions
 from tests.support.consumer_harness import (
+    command,
     consume_settings,
     produce,
     running_consumer,
@@ -94,14 +95,7 @@ def _records(
     base = now_ms * 1000 - 3_600_000_000
 
     def record(op: str, version: int, user_key: str | None, seg: str) -> CommandRecord:
-        return command_record(
-            command_id=uuid.uuid4().hex,
-            execution_id=execution_id,
-            operation=op,
-            version=version,
-            user_key=user_key,
-            segment_ids=[seg],
-        )
+        return command(execution_id, op, version, user_key, [seg])
 
     for i in range(MEMBERS):
         add = record("FEED_ADD", base + i, user(i), segment)

@@ -19,11 +19,31 @@ from confluent_kafka import Producer
 
 from consumer.runtime import Consumer, build
 from segflow.contract.codec import encode
-from segflow.contract.records import CommandRecord
+from segflow.contract.records import CommandRecord, command_record
 from segflow.executions import Execution, ExecutionStore
 from segflow.headers import EXECUTION_ID, SEQUENCE
 from segflow.settings import CassandraSettings, ConsumerOptions, ConsumeSettings, KafkaSettings
 from tests.support.endpoints import Endpoints
+
+
+def command(
+    execution_id: str,
+    op: str,
+    version: int,
+    user: str | None,
+    segment_ids: list[str],
+    **optional: Any,
+) -> CommandRecord:
+    """A command record with a fresh command id (tests' one way to build commands)."""
+    return command_record(
+        command_id=uuid.uuid4().hex,
+        execution_id=execution_id,
+        operation=op,
+        version=version,
+        user_key=user,
+        segment_ids=segment_ids,
+        **optional,
+    )
 
 
 def consume_settings(
