@@ -253,10 +253,7 @@ class ServeOptions(BaseModel):
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After on a pending poll.")
     page_size: int = Field(default=2000, ge=100, le=50_000, description="Cassandra page size.")
 
-    @field_validator("api_keys", mode="before")
-    @classmethod
-    def _split_keys(cls, value: Any) -> Any:
-        return _split_commas(value)
+    _split = field_validator("api_keys", mode="before")(_split_commas)
 
 
 class SegflowSettings(BaseSettings):
