@@ -22,6 +22,7 @@ COPY pyproject.toml README.md ./
 COPY segflow segflow
 COPY consumer consumer
 COPY producer_tools producer_tools
+COPY http_api http_api
 COPY schemas schemas
 RUN /opt/segflow/bin/pip wheel --no-deps --wheel-dir /dist . \
     && /opt/segflow/bin/pip install --only-binary=:all: /dist/*.whl \

@@ -29,13 +29,14 @@ from cassandra.concurrent import execute_concurrent
 from cassandra.query import UNSET_VALUE
 from confluent_kafka import Producer
 
-from consumer.plan import UNSET, Context, plan_feed
-from consumer.registry import SegmentRegistry
+from consumer.batch import UNSET
+from consumer.plan import Context, plan_feed
 from consumer.statements import prepare_all
 from segflow.contract.codec import default_codec
 from segflow.contract.records import CommandRecord, command_record
+from segflow.db.executions import ExecutionStore
+from segflow.db.registry import SegmentRegistry
 from segflow.db.session import connect
-from segflow.executions import ExecutionStore
 from segflow.headers import EXECUTION_ID, SEQUENCE
 from segflow.kafka_admin import delete_topics, ensure_topics
 from segflow.settings import CassandraSettings, KafkaSettings, StackSettings

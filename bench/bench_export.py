@@ -31,8 +31,8 @@ from typing import Any
 from cassandra.concurrent import execute_concurrent_with_args
 
 from bench.child_stats import measured_child
-from consumer.plan import bucket_of
-from consumer.registry import SegmentRegistry
+from segflow.db.layout import bucket_of
+from segflow.db.registry import SegmentRegistry
 from segflow.db.session import connect
 from segflow.settings import CassandraSettings
 

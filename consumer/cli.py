@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from consumer.membership_read import Member, MembershipReader
-from consumer.registry import Segment, SegmentRegistry
+from segflow.db.membership import Member, MembershipReader
+from segflow.db.registry import Segment, SegmentRegistry
 from segflow.db.session import connect_or_fail
 from segflow.errors import SegflowError
 from segflow.settings import ConsumeSettings

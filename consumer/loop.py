@@ -1,4 +1,4 @@
-"""The consumer's poll loop: batch, apply, dead-letter, store offsets, commit.
+"""The consumer's poll loop: poll a batch, plan it, write it, dead-letter, commit.
 
 Delivery rules (README "Delivery guarantees"):
 - ``enable.auto.offset.store=false``: an offset is stored only once its record's writes
@@ -22,40 +22,23 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from consumer.cassandra_writer import (
-    TRANSIENT_ERRORS,
-    CassandraUnavailableError,
-    CassandraWriter,
-)
-from consumer.dead_letter import DeadLetter, DeadLetterError, DeadLetterSink
+from consumer.batch import PlannedBatch
+from consumer.dead_letter import DeadLetterError, DeadLetterSink
 from consumer.metrics import ConsumerMetrics
-from consumer.plan import Write
+from consumer.writer import TRANSIENT_ERRORS, CassandraUnavailableError, CassandraWriter
 from segflow.settings import ConsumeSettings
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class PreparedBatch:
-    """Everything one batch of records turns into."""
+class BatchPlanner(Protocol):
+    """Turns Kafka messages into writes and dead letters (``consumer.planner``)."""
 
-    writes: list[Write] = field(default_factory=list)
-    extra: list[tuple[Any, tuple[Any, ...]]] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    applied_by_operation: dict[str, int] = field(default_factory=dict)
-    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-    dead_letters_sent: bool = False
-
-
-class BatchApplier(Protocol):
-    """Turns Kafka messages into writes and dead letters (``consumer.apply``)."""
-
-    def prepare(self, messages: list[Any]) -> PreparedBatch:
+    def plan(self, messages: list[Any]) -> PlannedBatch:
         """Decode, validate and plan a batch."""
         ...
 
@@ -66,7 +49,7 @@ class ConsumerLoop:
     def __init__(
         self,
         settings: ConsumeSettings,
-        applier: BatchApplier,
+        planner: BatchPlanner,
         writer: CassandraWriter,
         dead_letters: DeadLetterSink,
         metrics: ConsumerMetrics,
@@ -74,13 +57,13 @@ class ConsumerLoop:
     ) -> None:
         self._settings = settings
         self._opts = settings.consumer
-        self._applier = applier
+        self._planner = planner
         self._writer = writer
         self._dlq = dead_letters
         self._metrics = metrics
         self._cassandra_ok = cassandra_ok
         self._stop = threading.Event()
-        self._held: PreparedBatch | None = None
+        self._held: PlannedBatch | None = None
         # Records whose planning itself needed Cassandra (registry lookups) while it was down.
         self._held_messages: list[Any] | None = None
         self._paused = False
@@ -171,7 +154,7 @@ class ConsumerLoop:
 
     def _prepare_and_apply(self, messages: list[Any]) -> None:
         try:
-            batch = self._applier.prepare(messages)
+            batch = self._planner.plan(messages)
         except TRANSIENT_ERRORS as exc:
             log.error(
                 "cannot plan batch, Cassandra unavailable; pausing partitions",
@@ -182,7 +165,7 @@ class ConsumerLoop:
         self._held_messages = None
         self._apply(batch)
 
-    def _apply(self, batch: PreparedBatch) -> None:
+    def _apply(self, batch: PlannedBatch) -> None:
         begin = time.monotonic()
         try:
             if not batch.dead_letters_sent:
@@ -208,7 +191,7 @@ class ConsumerLoop:
             self._resume()
 
     def _pause_for(
-        self, batch: PreparedBatch | None = None, messages: list[Any] | None = None
+        self, batch: PlannedBatch | None = None, messages: list[Any] | None = None
     ) -> None:
         """Keep the unwritten work in memory and pause every assigned partition."""
         self._held, self._held_messages = batch, messages

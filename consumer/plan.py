@@ -11,59 +11,13 @@ add/block/reset 3; replace member 4 (+ profile); replace begin 1 (definition); r
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from enum import StrEnum
+from datetime import UTC, datetime
 from typing import Any
 
-EVENT_SHARDS = 16
-# Cassandra refuses TTLs above 20 years; a longer expiry is stored (expires_at) without a TTL
-# and readers still hide the row once expires_at has passed.
-MAX_TTL_S = 20 * 365 * 24 * 3600
-
-
-class Stmt(StrEnum):
-    """The prepared statements the consumer uses (CQL in ``consumer.statements``)."""
-
-    FEED_UPSERT_SEGMENT = "feed_upsert_segment"
-    FEED_DELETE_SEGMENT = "feed_delete_segment"
-    FEED_UPSERT_USER = "feed_upsert_user"
-    FEED_DELETE_USER = "feed_delete_user"
-    OVERRIDE_SET_SEGMENT = "override_set_segment"
-    OVERRIDE_DELETE_SEGMENT = "override_delete_segment"
-    OVERRIDE_SET_USER = "override_set_user"
-    OVERRIDE_DELETE_USER = "override_delete_user"
-    EVENT = "event"
-    CLEAR_BUCKET = "clear_bucket"
-    MARK_CLEARED = "mark_cleared"
-    SEGMENT_DEFINITION = "segment_definition"
-    PROFILE_UPSERT = "profile_upsert"
-
-
-@dataclass(frozen=True, slots=True)
-class Write:
-    """One statement execution: which prepared statement and its bound values, in order."""
-
-    stmt: Stmt
-    values: tuple[Any, ...]
-
-
-class Unset:
-    """Marker for a column the write must leave untouched (bound as the driver's UNSET)."""
-
-
-UNSET = Unset()
-
-
-def bucket_of(user_key: str, bucket_count: int) -> int:
-    """Stable bucket of a user within a segment's membership partitions."""
-    return zlib.crc32(user_key.encode()) % bucket_count
-
-
-def event_day(version_us: int) -> date:
-    """UTC day of a version, the time bucket of membership_events."""
-    return datetime.fromtimestamp(version_us / 1_000_000, tz=UTC).date()
+from consumer.batch import UNSET, Write
+from consumer.statements import Stmt
+from segflow.db.layout import MAX_TTL_S, bucket_of, event_day, event_shard
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +187,7 @@ def _event(
         (
             segment_id,
             event_day(version),
-            zlib.crc32(user_key.encode()) % EVENT_SHARDS,
+            event_shard(user_key),
             version,
             command_id,
             user_key,

@@ -12,43 +12,23 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from consumer.apply import CommandApplier
-from consumer.cassandra_writer import CassandraWriter
 from consumer.dead_letter import DeadLetterSink
 from consumer.http_endpoints import HealthServer
 from consumer.loop import ConsumerLoop
 from consumer.metrics import ConsumerMetrics
-from consumer.registry import SegmentRegistry
+from consumer.planner import CommandPlanner
 from consumer.statements import prepare_all
+from consumer.writer import CassandraWriter
 from segflow.contract.codec import default_codec
+from segflow.db.executions import ExecutionStore
+from segflow.db.probe import CassandraProbe
+from segflow.db.registry import SegmentRegistry
 from segflow.db.session import connect
-from segflow.executions import ExecutionStore
 from segflow.logs import configure_logging
 from segflow.settings import ConsumeSettings
 
 log = logging.getLogger(__name__)
 LIVENESS_STALL_S = 120.0
-
-
-class CassandraProbe:
-    """``SELECT release_version`` at most every few seconds, for readiness."""
-
-    def __init__(self, session: Any, every_s: float = 5.0) -> None:
-        self._session = session
-        self._every = every_s
-        self._checked = 0.0
-        self._ok = False
-
-    def __call__(self) -> bool:
-        now = time.monotonic()
-        if now - self._checked >= self._every:
-            self._checked = now
-            try:
-                self._session.execute("SELECT release_version FROM system.local", timeout=2)
-                self._ok = True
-            except Exception:
-                self._ok = False
-        return self._ok
 
 
 @dataclass
@@ -81,7 +61,7 @@ def build(settings: ConsumeSettings) -> Consumer:
             opts.retry_max_s,
             opts.retry_attempts,
         )
-        applier = CommandApplier(
+        planner = CommandPlanner(
             default_codec(),
             SegmentRegistry(session, opts.default_bucket_count, opts.registry_cache_ttl_s),
             ExecutionStore(session),
@@ -89,7 +69,7 @@ def build(settings: ConsumeSettings) -> Consumer:
             opts.events_ttl_days * 86400,
         )
         loop = ConsumerLoop(
-            settings, applier, writer, DeadLetterSink(settings.kafka), metrics, probe
+            settings, planner, writer, DeadLetterSink(settings.kafka), metrics, probe
         )
     except Exception:
         cluster.shutdown()

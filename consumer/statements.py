@@ -1,4 +1,4 @@
-"""CQL of every statement in ``consumer.plan.Stmt``, prepared once per session.
+"""The consumer's prepared statements: their names (``Stmt``) and CQL, prepared once per session.
 
 Bind order matches the value tuples built in ``consumer.plan``. All statements are
 idempotent (fixed write timestamps, no counters, no list appends), which is what allows the
@@ -7,9 +7,27 @@ writer to retry them freely.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
-from consumer.plan import Stmt
+
+class Stmt(StrEnum):
+    """The prepared statements the consumer writes with."""
+
+    FEED_UPSERT_SEGMENT = "feed_upsert_segment"
+    FEED_DELETE_SEGMENT = "feed_delete_segment"
+    FEED_UPSERT_USER = "feed_upsert_user"
+    FEED_DELETE_USER = "feed_delete_user"
+    OVERRIDE_SET_SEGMENT = "override_set_segment"
+    OVERRIDE_DELETE_SEGMENT = "override_delete_segment"
+    OVERRIDE_SET_USER = "override_set_user"
+    OVERRIDE_DELETE_USER = "override_delete_user"
+    EVENT = "event"
+    CLEAR_BUCKET = "clear_bucket"
+    MARK_CLEARED = "mark_cleared"
+    SEGMENT_DEFINITION = "segment_definition"
+    PROFILE_UPSERT = "profile_upsert"
+
 
 CQL: dict[Stmt, str] = {
     Stmt.FEED_UPSERT_SEGMENT: (

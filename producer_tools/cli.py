@@ -30,9 +30,9 @@ from producer_tools.upload import (
     wait_until_landed,
 )
 from segflow.contract.ids import sha256_of_stream
+from segflow.db.executions import Execution, ExecutionStore, Status, new_execution_id
 from segflow.db.session import connect_or_fail
 from segflow.errors import ExitCode, SegflowError
-from segflow.executions import Execution, ExecutionStore, Status, new_execution_id
 from segflow.logs import configure_logging
 from segflow.settings import UploadOptions, UploadSettings
 

@@ -22,7 +22,7 @@ from producer_tools.readers.registry import make_reader
 from segflow.contract.codec import default_codec
 from segflow.contract.errors import RecordError
 from segflow.contract.routing import message_key
-from segflow.executions import Execution, ExecutionStore, Status
+from segflow.db.executions import Execution, ExecutionStore, Status
 from segflow.headers import EXECUTION_ID, SEQUENCE, SOURCE_FILE, SOURCE_LINE
 
 SAVE_EVERY_S = 5.0

@@ -22,11 +22,11 @@ Handler = Callable[[argparse.Namespace], int]
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every capability's subcommands registered."""
     from consumer.cli import register as register_consumer
+    from http_api.export.cli import register as register_export
     from producer_tools.cli import register as register_upload
     from segflow.config_cli import register as register_config
     from segflow.db.cli import register as register_db
     from segflow.demo import register as register_demo
-    from segflow.export.cli import register as register_export
     from segflow.stack.cli import register as register_stack
     from segflow.topics_cli import register as register_topics
 

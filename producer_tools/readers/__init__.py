@@ -8,7 +8,7 @@ Usage (what ``segflow upload`` does per file)::
         if isinstance(item, RecordError):
             ...  # rejects file: item.to_reject(); item.fatal = the rest was not read
         else:
-            ...  # produce encode(item) with key kafka_key(item)
+            ...  # produce encode(item) with key segflow.contract.routing.message_key(item)
     reader.warnings  # unknown fields, one per field
 """
 

@@ -1,10 +1,11 @@
 """Load the segment-command Avro schemas once, fingerprint them, and check they can evolve.
 
-``schemas/segment_command.avsc`` is the current reader schema; every version ever released is
-kept under ``schemas/history/`` so a consumer can still decode records written by an older
-producer. A record names its writer schema by the CRC-64-AVRO fingerprint of that schema's
-Parsing Canonical Form (Avro single-object encoding), so this module maps fingerprints to
-parsed schemas. Parsing is done once per process (``schema_set()`` is cached): fastavro's
+``schemas/segment_command.avsc`` is the current reader schema; every earlier released
+version goes to ``schemas/history/`` (the directory appears with the second version: today
+there is only one) so a consumer can still decode records written by an older producer. A
+record names its writer schema by the CRC-64-AVRO fingerprint of that schema's Parsing
+Canonical Form (Avro single-object encoding), so this module maps fingerprints to parsed
+schemas. Parsing is done once per process (``schema_set()`` is cached): fastavro's
 parse is far too slow to repeat per record.
 """
 

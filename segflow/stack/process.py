@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from segflow.pids import pid_alive
+
 
 class NodeError(RuntimeError):
     """A node could not be started, did not become ready, or died."""
@@ -152,26 +154,6 @@ def _start_time(pid: int) -> str | None:
         return None
     # The command name (field 2) may contain spaces; fields after it are split safely.
     return stat.rsplit(")", 1)[1].split()[19]
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process (a zombie child of this process counts as dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child (only when this process spawned it) counts as dead.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    if state == "Z":
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-        return False
-    return True
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

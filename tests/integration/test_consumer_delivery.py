@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from consumer.membership_read import MembershipReader
-from consumer.registry import SegmentRegistry
 from segflow.contract.records import CommandRecord
-from segflow.executions import ExecutionStore
+from segflow.db.executions import ExecutionStore
+from segflow.db.membership import MembershipReader
+from segflow.db.registry import SegmentRegistry
 from segflow.settings import CassandraSettings, KafkaSettings
 from tests.support.consumer_harness import (
     command,

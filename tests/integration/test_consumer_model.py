@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.membership_read import MembershipReader
-from consumer.registry import SegmentRegistry
 from segflow.contract.records import CommandRecord
+from segflow.db.executions import ExecutionStore
+from segflow.db.membership import MembershipReader
+from segflow.db.registry import SegmentRegistry
 from segflow.db.session import connect
-from segflow.executions import ExecutionStore
 from segflow.kafka_admin import delete_topics, ensure_topics
 from segflow.settings import CassandraSettings, KafkaSettings
 from tests.support.consumer_harness import (

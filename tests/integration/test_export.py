@@ -26,14 +26,14 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from consumer.registry import SegmentRegistry
+from http_api.export.auth import ApiKeys
+from http_api.export.jobs import ExportJobStore, JobStatus
+from http_api.export.metrics import ExportMetrics
+from http_api.export.routes import ExportApi
+from http_api.export.worker import ExportService, export_file
 from segflow.contract.records import CommandRecord
-from segflow.executions import ExecutionStore
-from segflow.export.auth import ApiKeys
-from segflow.export.http_api import ExportApi
-from segflow.export.jobs import ExportJobStore, JobStatus
-from segflow.export.metrics import ExportMetrics
-from segflow.export.worker import ExportService, export_file
+from segflow.db.executions import ExecutionStore
+from segflow.db.registry import SegmentRegistry
 from segflow.settings import CassandraSettings, ServeOptions
 from tests.support.consumer_harness import (
     command,

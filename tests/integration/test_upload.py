@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from segflow.contract.codec import decode
-from segflow.executions import ExecutionStore, Status
+from segflow.db.executions import ExecutionStore, Status
 from segflow.headers import EXECUTION_ID, SEQUENCE, SOURCE_FILE, SOURCE_LINE
 from segflow.settings import CassandraSettings, KafkaSettings
 from tests.support.consumer_harness import read_topic, topic_size, wait_until
@@ -363,7 +363,7 @@ def test_wait_reports_the_final_counts_and_fails_on_dead_letters(
     cassandra_session: Any,
     tmp_path: Path,
 ) -> None:
-    from consumer.registry import SegmentRegistry
+    from segflow.db.registry import SegmentRegistry
     from tests.support.consumer_harness import consume_settings, running_consumer
 
     env = upload_env(kafka_settings, cassandra_settings)

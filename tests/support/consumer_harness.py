@@ -20,7 +20,7 @@ from confluent_kafka import Producer
 from consumer.runtime import Consumer, build
 from segflow.contract.codec import encode
 from segflow.contract.records import CommandRecord, command_record
-from segflow.executions import Execution, ExecutionStore
+from segflow.db.executions import Execution, ExecutionStore
 from segflow.headers import EXECUTION_ID, SEQUENCE
 from segflow.settings import CassandraSettings, ConsumerOptions, ConsumeSettings, KafkaSettings
 from tests.support.endpoints import Endpoints

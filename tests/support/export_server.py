@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import uvicorn
 
-from segflow.export.http_api import ExportApi
+from http_api.export.routes import ExportApi
 
 
 @dataclass

@@ -85,6 +85,7 @@ def test_build_context_is_only_the_sources() -> None:
         "segflow",
         "consumer",
         "producer_tools",
+        "http_api",
         "schemas",
     }
     copied = {

@@ -19,7 +19,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from consumer.metrics import ConsumerMetrics
-from segflow.export.metrics import ExportMetrics
+from http_api.export.metrics import ExportMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ROOT / "helm" / "segflow" / "files"

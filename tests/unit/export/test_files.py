@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segflow.export.events import EventSpill
-from segflow.export.file_writer import JsonObjectWriter
-from segflow.export.profile_entry import ExportEvent
+from http_api.export.events import EventSpill
+from http_api.export.file_writer import JsonObjectWriter
+from http_api.export.profile_entry import ExportEvent
 
 entries = st.dictionaries(
     st.text(max_size=20),

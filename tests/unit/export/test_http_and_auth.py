@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from segflow.export.auth import ApiKeys, key_id
-from segflow.export.http_api import accepts_gzip
+from http_api.export.auth import ApiKeys, key_id
+from http_api.export.routes import accepts_gzip
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.membership_read import Member
-from segflow.export.profile_entry import ExportEvent, Profile, profile_entry
-from segflow.export.request import ExportSpec
+from http_api.export.profile_entry import ExportEvent, Profile, profile_entry
+from http_api.export.request import ExportSpec
+from segflow.db.membership import Member
 
 EXPIRES = datetime(2027, 1, 1, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segflow.export.request import (
+from http_api.export.request import (
     DEFAULT_WINDOW,
     ExportRequestError,
     ExportSpec,

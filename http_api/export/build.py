@@ -22,18 +22,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from consumer.membership_read import (
+from http_api.export.catalog import PROFILE_SECTION, needs_profile
+from http_api.export.events import EventReader, EventSpill
+from http_api.export.file_writer import JsonObjectWriter
+from http_api.export.profile_entry import ExportEvent, Profile, profile_entry
+from http_api.export.request import ExportSpec
+from segflow.db.membership import (
     BY_USER_COLUMNS,
     Member,
     MembershipReader,
     effective_from_user_row,
 )
-from consumer.registry import Segment, SegmentRegistry
-from segflow.export.catalog import PROFILE_SECTION, needs_profile
-from segflow.export.events import EventReader, EventSpill
-from segflow.export.file_writer import JsonObjectWriter
-from segflow.export.profile_entry import ExportEvent, Profile, profile_entry
-from segflow.export.request import ExportSpec
+from segflow.db.registry import Segment, SegmentRegistry
 
 LOOKUP_CHUNK = 100
 LOOKUPS_IN_FLIGHT = 8

@@ -1,4 +1,4 @@
-"""Decode, validate and plan one batch of Kafka records (the consumer's ``BatchApplier``).
+"""Decode, validate and plan one batch of Kafka records (the consumer's ``BatchPlanner``).
 
 Each record ends in exactly one of two places: its writes (plus an ``applied`` progress
 mark) or the dead-letter topic (plus a ``dead_lettered`` mark). A record naming several
@@ -11,24 +11,23 @@ import time
 from collections import Counter
 from typing import Any
 
+from consumer.batch import PlannedBatch, Write
 from consumer.dead_letter import DeadLetter
-from consumer.loop import PreparedBatch
 from consumer.plan import (
     Context,
-    Write,
     plan_definition,
     plan_feed,
     plan_override,
     plan_replace_clear,
     plan_replace_member,
 )
-from consumer.registry import Segment, SegmentRegistry
 from segflow.contract.codec import Codec
 from segflow.contract.enums import Operation
 from segflow.contract.errors import DecodeError
 from segflow.contract.models import InvalidCommandError, validate_record
 from segflow.contract.records import CommandRecord
-from segflow.executions import ExecutionStore
+from segflow.db.executions import ExecutionStore
+from segflow.db.registry import Segment, SegmentRegistry
 from segflow.headers import EXECUTION_ID, SEQUENCE
 
 OVERRIDE_STATE = {
@@ -42,7 +41,7 @@ class UnknownSegmentError(LookupError):
     """A referenced segment is not registered (policy ``reject``)."""
 
 
-class CommandApplier:
+class CommandPlanner:
     """Plans the writes of a batch against the segment registry."""
 
     def __init__(
@@ -59,10 +58,10 @@ class CommandApplier:
         self._create_unknown = unknown_segment_policy == "create"
         self._events_ttl_s = events_ttl_s
 
-    def prepare(self, messages: list[Any]) -> PreparedBatch:
+    def plan(self, messages: list[Any]) -> PlannedBatch:
         """Everything the batch's records turn into, and the offsets to store afterwards."""
         ctx = Context(now_ms=int(time.time() * 1000), events_ttl_s=self._events_ttl_s)
-        batch = PreparedBatch()
+        batch = PlannedBatch()
         applied: list[tuple[str, int]] = []
         dead: list[tuple[str, int]] = []
         operations: Counter[str] = Counter()

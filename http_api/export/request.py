@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from segflow.export.catalog import EVENT_TYPES, is_known_attribute
+from http_api.export.catalog import EVENT_TYPES, is_known_attribute
 
 MAX_ATTRIBUTES = 75
 MAX_TAGS = 25

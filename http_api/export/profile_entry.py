@@ -18,15 +18,15 @@ from typing import Any
 
 import orjson
 
-from consumer.membership_read import Member
-from segflow.export.catalog import (
+from http_api.export.catalog import (
     DATA_BAG_PREFIX,
     MEMBERSHIP_EXPIRES_AT,
     MEMBERSHIP_VIA,
     PROFILE_FIELDS,
     SUBSTITUTION_PREFIX,
 )
-from segflow.export.request import ExportSpec
+from http_api.export.request import ExportSpec
+from segflow.db.membership import Member
 
 
 @dataclass(frozen=True, slots=True)

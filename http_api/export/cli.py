@@ -12,19 +12,19 @@ import sys
 import time
 from pathlib import Path
 
-from consumer.registry import SegmentRegistry
-from segflow.db.session import connect_or_fail
-from segflow.errors import ExitCode, SegflowError
-from segflow.export.auth import ApiKeys
-from segflow.export.build import ExportBuilder
-from segflow.export.file_writer import JsonObjectWriter
-from segflow.export.jobs import utc_now
-from segflow.export.metrics import ExportMetrics
-from segflow.export.request import (
+from http_api.export.auth import ApiKeys
+from http_api.export.build import ExportBuilder
+from http_api.export.file_writer import JsonObjectWriter
+from http_api.export.jobs import utc_now
+from http_api.export.metrics import ExportMetrics
+from http_api.export.request import (
     ExportRequestBody,
     ExportRequestError,
     validate,
 )
+from segflow.db.registry import SegmentRegistry
+from segflow.db.session import connect_or_fail
+from segflow.errors import ExitCode, SegflowError
 from segflow.logs import configure_logging
 from segflow.settings import ServeSettings
 
@@ -66,9 +66,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from consumer.runtime import CassandraProbe
-    from segflow.export.http_api import ExportApi
-    from segflow.export.worker import ExportService
+    from http_api.export.routes import ExportApi
+    from http_api.export.worker import ExportService
+    from segflow.db.probe import CassandraProbe
 
     settings = ServeSettings()
     overrides = {

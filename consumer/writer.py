@@ -17,8 +17,9 @@ from cassandra.cluster import NoHostAvailable
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import UNSET_VALUE
 
+from consumer.batch import UNSET, Write
 from consumer.metrics import ConsumerMetrics
-from consumer.plan import UNSET, Stmt, Write
+from consumer.statements import Stmt
 
 log = logging.getLogger(__name__)
 

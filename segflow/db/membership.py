@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from consumer.registry import Segment
+from segflow.db.registry import Segment
 from segflow.db.session import aware
 
 PREFETCH_BUCKETS = 16

@@ -26,13 +26,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from segflow.export.build import ExportAborted, ExportBuilder
-from segflow.export.file_writer import JsonObjectWriter
-from segflow.export.jobs import Clock, ExportJob, ExportJobStore, JobStatus
-from segflow.export.metrics import ExportMetrics
-from segflow.export.request import ExportSpec
+from http_api.export.build import ExportAborted, ExportBuilder
+from http_api.export.file_writer import JsonObjectWriter
+from http_api.export.jobs import Clock, ExportJob, ExportJobStore, JobStatus
+from http_api.export.metrics import ExportMetrics
+from http_api.export.request import ExportSpec
+from segflow.pids import pid_alive
 from segflow.settings import ServeOptions
-from segflow.stack.process import pid_alive
 
 log = logging.getLogger(__name__)
 JANITOR_EVERY_S = 30.0

@@ -33,12 +33,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from consumer.registry import SegmentRegistry
-from segflow.export.auth import ApiKeys
-from segflow.export.catalog import ATTRIBUTES, EVENT_TYPES
-from segflow.export.jobs import ExportJob, JobStatus
-from segflow.export.request import ExportRequestError, parse_body, validate
-from segflow.export.worker import ExportService, export_file
+from http_api.export.auth import ApiKeys
+from http_api.export.catalog import ATTRIBUTES, EVENT_TYPES
+from http_api.export.jobs import ExportJob, JobStatus
+from http_api.export.request import ExportRequestError, parse_body, validate
+from http_api.export.worker import ExportService, export_file
+from segflow.db.registry import SegmentRegistry
 
 CHUNK = 256 * 1024
 Handler = Callable[[Request], Response]

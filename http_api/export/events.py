@@ -17,9 +17,9 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from consumer.plan import EVENT_SHARDS
+from http_api.export.profile_entry import ExportEvent
+from segflow.db.layout import EVENT_SHARDS
 from segflow.db.session import aware
-from segflow.export.profile_entry import ExportEvent
 
 IN_FLIGHT = 32
 INSERT_BATCH = 5000

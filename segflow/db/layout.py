@@ -1,0 +1,37 @@
+"""The membership tables' partition layout, shared by the writer (consumer) and the readers.
+
+Membership rows of a segment are spread over ``bucket_count`` partitions by a stable hash of
+the user key, and change events over (segment, UTC day, shard) partitions. The consumer that
+writes a row and the export API or CLI that reads it back must agree on these numbers, so they
+live here, once.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, date, datetime
+
+EVENT_SHARDS = 16
+# Cassandra refuses TTLs above 20 years; a longer expiry is stored (expires_at) without a TTL
+# and readers still hide the row once expires_at has passed.
+MAX_TTL_S = 20 * 365 * 24 * 3600
+
+
+def user_hash(user_key: str) -> int:
+    """CRC-32 of the user key: the one hash both buckets and event shards derive from."""
+    return zlib.crc32(user_key.encode())
+
+
+def bucket_of(user_key: str, bucket_count: int) -> int:
+    """Stable bucket of a user within a segment's membership partitions."""
+    return user_hash(user_key) % bucket_count
+
+
+def event_shard(user_key: str) -> int:
+    """Shard of a user's change events within a (segment, day) of membership_events."""
+    return user_hash(user_key) % EVENT_SHARDS
+
+
+def event_day(version_us: int) -> date:
+    """UTC day of a version, the time bucket of membership_events."""
+    return datetime.fromtimestamp(version_us / 1_000_000, tz=UTC).date()
