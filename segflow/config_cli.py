@@ -5,19 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 
-from pydantic_settings import BaseSettings
-
+from segflow.cli_flags import settings_from
 from segflow.settings import (
     ClientSettings,
     ConsumeSettings,
     MigrateSettings,
+    SegflowSettings,
     ServeSettings,
     StackProcessSettings,
     UploadSettings,
     masked_dump,
 )
 
-PROCESSES: dict[str, type[BaseSettings]] = {
+PROCESSES: dict[str, type[SegflowSettings]] = {
     "client": ClientSettings,
     "consume": ConsumeSettings,
     "migrate": MigrateSettings,
@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show = actions.add_parser(
         "show",
         help="print the effective configuration (flags > SEGFLOW_* env > config file > defaults)",
+        description="Prints JSON on stdout, every secret masked (SecretStr fields, and "
+        "kafka.extra properties that can hold a secret). Bad values fail with exit 2; "
+        "unknown SEGFLOW_* variables and file keys are warned about on stderr.",
     )
     show.add_argument(
         "--process",
@@ -45,6 +48,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _show(args: argparse.Namespace) -> int:
-    settings = PROCESSES[args.process]()
+    settings = settings_from(None, PROCESSES[args.process])
     print(json.dumps(masked_dump(settings), indent=2, sort_keys=True))
     return 0
