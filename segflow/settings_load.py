@@ -184,7 +184,8 @@ def unknown_env(environ: Mapping[str, str]) -> list[ConfigWarning]:
             info = sub.model_fields.get(parts[1])
             if info is not None and (_is_mapping(info) or _model_type(info) is not None):
                 continue  # SEGFLOW_KAFKA__EXTRA__<property>: a key of a mapping
-        hint = _closest(name, known)
+        hint = _closest(name.removeprefix(ENV_PREFIX), [k.removeprefix(ENV_PREFIX) for k in known])
+        hint = ENV_PREFIX + hint if hint else None
         warnings.append(
             ConfigWarning(
                 raw, f"unknown setting {raw} ignored" + (f" (did you mean {hint}?)" if hint else "")
