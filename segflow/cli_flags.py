@@ -191,21 +191,26 @@ def print_json(document: Any) -> None:
 
 def _help(section: str, key: str, info: FieldInfo) -> str:
     text = (info.description or key.replace("_", " ")).rstrip(".")
-    default = _default(info)
+    default = field_default(info)
     if default is not None:
         text += f" (default: {default})"
     return f"{text} [env: {env_name(section, key)}]"
 
 
-def _default(info: FieldInfo) -> str | None:
+def field_default(info: FieldInfo) -> str | None:
+    """A field's default as shown in help and docs (``None``: no meaningful default)."""
     if info.default is not PydanticUndefined:
         value = info.default
     elif info.default_factory is not None:
         value = info.default_factory()  # type: ignore[call-arg]
     else:
         return None
-    if value is None or value in ([], {}) or isinstance(value, bool):
+    if value is None or value in ([], {}):
         return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
     return str(value)
 
 
@@ -232,6 +237,31 @@ def _literal_choices(annotation: Any) -> list[str]:
         if typing.get_origin(arg) is Literal:
             return [str(choice) for choice in typing.get_args(arg)]
     return []
+
+
+def type_name(annotation: Any) -> str:
+    """A short type for docs: ``int``, ``float``, ``path``, ``a / b`` for choices, ``list``..."""
+    choices = _literal_choices(annotation)
+    if choices:
+        return " / ".join(choices)
+    names = []
+    for wrapped in _unwrap(annotation):
+        kind = wrapped
+        origin = typing.get_origin(kind)
+        if origin is typing.Annotated:
+            kind = typing.get_args(kind)[0]
+            origin = typing.get_origin(kind)
+        if origin in (list, tuple, set):
+            names.append("list")
+        elif origin is dict:
+            names.append("JSON object")
+        elif kind is Path:
+            names.append("path")
+        elif isinstance(kind, type):
+            names.append({"SecretStr": "str"}.get(kind.__name__, kind.__name__))
+        else:
+            names.append(str(kind))
+    return " or ".join(dict.fromkeys(names))
 
 
 def _metavar(key: str, annotation: Any) -> str:

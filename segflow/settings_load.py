@@ -337,18 +337,18 @@ def _is_secret(model: type[BaseModel], loc: tuple[str, ...]) -> bool:
         info = current.model_fields.get(part)
         if info is None:
             return False
-        if _mentions_secret(info.annotation):
+        if mentions_secret(info.annotation):
             return True
         current = _model_type(info)
     return False
 
 
-def _mentions_secret(annotation: Any) -> bool:
+def mentions_secret(annotation: Any) -> bool:
     if annotation is SecretStr:
         return True
     args = typing.get_args(annotation)
     if isinstance(annotation, types.UnionType) or args:
-        return any(_mentions_secret(arg) for arg in args)
+        return any(mentions_secret(arg) for arg in args)
     return False
 
 

@@ -231,3 +231,13 @@ def test_upload_formats_match_the_readers() -> None:
 
     choices = typing.get_args(UploadOptions.model_fields["format"].annotation)
     assert list(choices) == ["auto", *FORMATS]
+
+
+def test_readme_settings_table_is_the_generated_one() -> None:
+    """README "Configuration" lists every setting exactly as ``segflow config keys`` does."""
+    from segflow.config_cli import markdown_table, settings_rows
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert markdown_table(settings_rows()) in readme, (
+        "README settings table is stale: paste `segflow config keys --markdown`"
+    )
