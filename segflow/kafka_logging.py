@@ -70,8 +70,10 @@ class RateLimiter:
         self._held.pop(oldest, None)
 
 
-class LibrdkafkaLogger:
-    """The ``logger`` of a librdkafka client (confluent-kafka calls its ``log`` method)."""
+class _RateLimitedReport:
+    """What both hooks share: the servers they name, their rate limit, their logger."""
+
+    default_logger: str
 
     def __init__(
         self,
@@ -82,7 +84,13 @@ class LibrdkafkaLogger:
     ) -> None:
         self._servers = bootstrap_servers
         self._limiter = RateLimiter(interval_s, clock)
-        self._target = target or logging.getLogger(LIBRDKAFKA_LOGGER)
+        self._target = target or logging.getLogger(self.default_logger)
+
+
+class LibrdkafkaLogger(_RateLimitedReport):
+    """The ``logger`` of a librdkafka client (confluent-kafka calls its ``log`` method)."""
+
+    default_logger = LIBRDKAFKA_LOGGER
 
     def log(self, level: int, msg: str, *args: Any) -> None:
         """One librdkafka line: ``log(level, "%s [%s] %s", facility, client_name, text)``."""
@@ -106,19 +114,10 @@ class LibrdkafkaLogger:
         self._target.log(level, text, extra={"fields": fields})
 
 
-class KafkaErrorReporter:
+class KafkaErrorReporter(_RateLimitedReport):
     """The ``error_cb`` of a librdkafka client: one rate-limited record per kind of error."""
 
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        interval_s: float,
-        target: logging.Logger | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._servers = bootstrap_servers
-        self._limiter = RateLimiter(interval_s, clock)
-        self._target = target or logging.getLogger(CLIENT_ERROR_LOGGER)
+    default_logger = CLIENT_ERROR_LOGGER
 
     def __call__(self, error: Any) -> None:
         """Report ``error`` (a ``KafkaError``) unless the same kind was reported just now."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from segflow.db.migrate import discover
 from segflow.db.registry import SegmentRegistry
 from segflow.kafka_admin import admin_client, delete_topics
 from segflow.settings import CassandraSettings, KafkaSettings
+from tests.support.cli_env import segflow_env
 from tests.support.consumer_harness import consume_settings, read_topic, running_consumer
 
 pytestmark = pytest.mark.integration
@@ -35,21 +35,7 @@ SEGFLOW = [sys.executable, "-m", "segflow.cli"]
 
 
 def cli_env(kafka: KafkaSettings, cassandra: CassandraSettings, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SEGFLOW_")}
-    env.update(
-        {
-            "SEGFLOW_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            "SEGFLOW_KAFKA__COMMANDS_TOPIC": kafka.commands_topic,
-            "SEGFLOW_KAFKA__DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
-            "SEGFLOW_CASSANDRA__CONTACT_POINTS": ",".join(cassandra.contact_points),
-            "SEGFLOW_CASSANDRA__PORT": str(cassandra.port),
-            "SEGFLOW_CASSANDRA__KEYSPACE": cassandra.keyspace,
-            "SEGFLOW_UPLOAD__IMPORT_NAME": f"cli-{uuid.uuid4().hex[:8]}",
-            "SEGFLOW_LOG__FORMAT": "json",
-            **extra,
-        }
-    )
-    return env
+    return segflow_env(kafka, cassandra, SEGFLOW_LOG__FORMAT="json", **extra)
 
 
 def segflow(

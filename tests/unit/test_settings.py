@@ -102,15 +102,19 @@ def test_invalid_keyspace_name_rejected() -> None:
         CassandraSettings(keyspace="drop table; --")
 
 
-def test_config_show_cli_masks_secrets(tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "SEGFLOW_KAFKA__SASL_PASSWORD": "hunter2"}
-    out = subprocess.run(
+def config_show(env: dict[str, str]) -> str:
+    """``segflow config show`` in a subprocess with exactly ``env`` (and a PATH)."""
+    return subprocess.run(
         [sys.executable, "-m", "segflow.cli", "config", "show"],
-        env=env,
+        env={"PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+
+
+def test_config_show_cli_masks_secrets(tmp_path: Path) -> None:
+    out = config_show({"SEGFLOW_KAFKA__SASL_PASSWORD": "hunter2"})
     shown = json.loads(out)
     assert shown["kafka"]["sasl_password"] == "**********"
     assert "hunter2" not in out
@@ -163,19 +167,8 @@ def test_plain_librdkafka_properties_are_shown(name: str) -> None:
 
 
 def test_config_show_masks_extra_secrets_end_to_end() -> None:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "SEGFLOW_KAFKA__EXTRA": json.dumps(
-            {"ssl.key.pem": "-----BEGIN PRIVATE KEY-----abc", "sasl.oauthbearer.config": "x=s3"}
-        ),
-    }
-    out = subprocess.run(
-        [sys.executable, "-m", "segflow.cli", "config", "show"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    secrets = {"ssl.key.pem": "-----BEGIN PRIVATE KEY-----abc", "sasl.oauthbearer.config": "x=s3"}
+    out = config_show({"SEGFLOW_KAFKA__EXTRA": json.dumps(secrets)})
     assert "BEGIN PRIVATE KEY" not in out
     assert "x=s3" not in out
     assert json.loads(out)["kafka"]["extra"] == {
