@@ -236,3 +236,32 @@ def test_serve_flags_reach_the_model_unchanged() -> None:
     args = build_parser().parse_args(["serve", "--port", "0", "--workers", "3", "--host", "::1"])
     serve = settings_from(args, ServeSettings).serve
     assert (serve.port, serve.workers, serve.host) == (0, 3, "::1")
+
+
+def test_upload_usage_errors_are_one_line(segflow: Segflow, tmp_path: Path) -> None:
+    missing = tmp_path / "missing.ndjson"
+    run = segflow("upload", "--dry-run", str(missing))
+    assert (run.code, run.err_lines) == (2, [f"segflow: error: no such file: {missing}"])
+    run = segflow("upload", "--dry-run", "-", "-")
+    assert (run.code, run.err_lines) == (
+        2,
+        ["segflow: error: standard input ('-') can be read only once"],
+    )
+    run = segflow("upload", "--format", "xml", "f")
+    assert run.code == 2
+    assert len(run.err_lines) == 1
+    assert run.err_lines[0].startswith("segflow upload: error: argument --format: invalid choice")
+
+
+def test_dry_run_json_output_is_the_execution(segflow: Segflow, tmp_path: Path) -> None:
+    source = tmp_path / "v.ndjson"
+    source.write_text('{"user": "u-1", "segment_id": 1, "user_status": "add"}\n')
+    run = segflow("upload", "--dry-run", "-o", "json", str(source))
+    assert run.code == 0, run.err
+    document = json.loads(run.out)
+    assert (document["status"], document["commands_produced"], document["dry_run"]) == (
+        "SUCCEEDED",
+        1,
+        True,
+    )
+    assert document["file_name"] == "v.ndjson"

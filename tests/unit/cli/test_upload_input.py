@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from producer_tools.cli import _spool_stdin, progress_text
 from producer_tools.readers.base import ReadContext
 from producer_tools.readers.detect import detect_format
-from producer_tools.readers.lines import LineProblem, iter_lines, open_input
+from producer_tools.readers.lines import LineProblem, compression_of, iter_lines, open_input
 from producer_tools.readers.registry import make_reader
 
 LINE = json.dumps(
@@ -33,6 +33,8 @@ def lines_of(data: bytes, cap: int = 10**9) -> list[bytes | LineProblem]:
 @given(st.lists(st.binary(max_size=200).map(lambda b: b.replace(b"\n", b"") + b"\n"), max_size=30))
 def test_zstd_input_reads_like_the_plain_input(rows: list[bytes]) -> None:
     data = b"".join(rows)
+    assume(compression_of(data[:4]) is None)  # plain data that starts with a magic number is
+    # read as what the magic says, by design (the same holds for gzip)
     assert lines_of(zstandard.ZstdCompressor().compress(data)) == lines_of(data)
 
 
