@@ -4,40 +4,35 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from segflow.cli_flags import SettingFlags, add_output_flag, print_json, settings_from
+from segflow.contract.user_keys import UserKeyError, canonical_user_key
 from segflow.db.membership import Member, MembershipReader
 from segflow.db.registry import Segment, SegmentRegistry
 from segflow.db.session import connect_or_fail
-from segflow.errors import SegflowError
+from segflow.errors import ExitCode, SegflowError
 from segflow.settings import ConsumeSettings
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the consumer's commands."""
     consume = subparsers.add_parser(
-        "consume",
-        help="run the consumer group that applies commands to Cassandra",
-        description="Settings: SEGFLOW_KAFKA__*, SEGFLOW_CASSANDRA__*, SEGFLOW_CONSUMER__* "
-        "(group_id, batch_size, max_in_flight, shutdown_timeout_s, http_host, http_port, "
-        "unknown_segment_policy, default_bucket_count, retry_*, idle_exit_s).",
+        "consume", help="run the consumer group that applies commands to Cassandra"
     )
     consume.add_argument(
         "--until-idle",
         action="store_true",
-        help="exit once caught up and no record arrived for idle_exit_s",
+        help="exit once caught up and no record arrived for consumer.idle_exit_s",
     )
-    consume.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="fork N consumer processes (metrics port + index each)",
-    )
-    consume.add_argument("--group", help="consumer group id (SEGFLOW_CONSUMER__GROUP_ID)")
+    SettingFlags(consume, ConsumeSettings).field("consumer.group_id", "--group").field(
+        "consumer.workers"
+    ).field("consumer.http_port")
     consume.set_defaults(handler=_consume)
 
     members = subparsers.add_parser("members", help="list a segment's effective members")
@@ -46,7 +41,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     members.set_defaults(handler=_members)
 
     user = subparsers.add_parser("user", help="list the segments a user is a member of")
-    user.add_argument("user_key", help="canonical user key, e.g. email:jane@example.com")
+    user.add_argument(
+        "user_key",
+        help="user key, e.g. email:jane@example.com or account:1000:acc-1 (canonicalised: "
+        "the type is case-insensitive, e-mails are lower-cased, spaces trimmed)",
+    )
     user.add_argument("--format", choices=["table", "ndjson", "csv"], default="table")
     user.set_defaults(handler=_user)
 
@@ -58,34 +57,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     create.add_argument("--name")
     create.add_argument("--description")
     create.add_argument("--type", dest="segment_type")
-    create.add_argument(
+    SettingFlags(create, ConsumeSettings).field(
+        "consumer.default_bucket_count",
         "--buckets",
-        type=int,
-        help="membership partitions (default SEGFLOW_CONSUMER__DEFAULT_BUCKET_COUNT)",
+        help_text="membership partitions of this segment, fixed at creation (default: "
+        "consumer.default_bucket_count) [env: SEGFLOW_CONSUMER__DEFAULT_BUCKET_COUNT]",
     )
+    add_output_flag(create)
     create.set_defaults(handler=_segments_create)
     listing = actions.add_parser("list", help="list registered segments")
+    add_output_flag(listing)
     listing.set_defaults(handler=_segments_list)
     show = actions.add_parser("show", help="show one segment")
     show.add_argument("segment", help="segment id or technical name")
+    add_output_flag(show)
     show.set_defaults(handler=_segments_show)
 
 
 def _consume(args: argparse.Namespace) -> int:
     from consumer.runtime import run_workers
 
-    overrides: dict[str, Any] = {}
-    if args.group:
-        overrides["group_id"] = args.group
-    settings = ConsumeSettings()
-    if overrides:
-        settings.consumer = settings.consumer.model_copy(update=overrides)
-    return run_workers(settings, args.workers, args.until_idle)
+    settings = settings_from(args, ConsumeSettings)
+    return run_workers(settings, settings.consumer.workers, args.until_idle)
 
 
 @contextmanager
-def _session() -> Iterator[tuple[Any, ConsumeSettings]]:
-    settings = ConsumeSettings()
+def _session(args: argparse.Namespace) -> Iterator[tuple[Any, ConsumeSettings]]:
+    settings = settings_from(args, ConsumeSettings)
     cluster, session = connect_or_fail(settings.cassandra, settings.cassandra.keyspace)
     try:
         yield session, settings
@@ -105,7 +103,7 @@ def _find(registry: SegmentRegistry, ref: str) -> Segment:
 
 
 def _members(args: argparse.Namespace) -> int:
-    with _session() as (session, settings):
+    with _session(args) as (session, settings):
         segment = _find(_registry(session, settings), args.segment)
         count = _print_members(MembershipReader(session).members(segment), args.format)
     if args.format == "table":
@@ -114,9 +112,15 @@ def _members(args: argparse.Namespace) -> int:
 
 
 def _user(args: argparse.Namespace) -> int:
-    with _session() as (session, _settings):
-        found = MembershipReader(session).user_segments(args.user_key)
-        _print_members(iter(found), args.format)
+    try:
+        key = canonical_user_key(args.user_key)
+    except UserKeyError as exc:
+        raise SegflowError(f"user key: {exc}", ExitCode.USAGE) from None
+    with _session(args) as (session, _settings):
+        found = MembershipReader(session).user_segments(key)
+        count = _print_members(iter(found), args.format)
+    if args.format == "table":
+        print(f"({count} segments for {key})", file=sys.stderr)
     return 0
 
 
@@ -162,7 +166,7 @@ def _print_members(members: Iterator[Member], fmt: str) -> int:
 
 
 def _segments_create(args: argparse.Namespace) -> int:
-    with _session() as (session, settings):
+    with _session(args) as (session, settings):
         try:
             segment, created = _registry(session, settings).create(
                 args.segment_id,
@@ -171,29 +175,40 @@ def _segments_create(args: argparse.Namespace) -> int:
                 args.description,
                 args.segment_type,
                 None,
-                args.buckets,
+                settings.consumer.default_bucket_count,
             )
         except ValueError as exc:
             raise SegflowError(str(exc)) from None
-    print(
-        f"{segment.segment_id}: {'created' if created else 'already exists'} "
-        f"({segment.bucket_count} buckets)"
-    )
+    if args.output == "json":
+        print_json({**_segment_dict(segment), "created": created})
+    else:
+        print(
+            f"{segment.segment_id}: {'created' if created else 'already exists'} "
+            f"({segment.bucket_count} buckets)"
+        )
     return 0
 
 
 def _segments_list(args: argparse.Namespace) -> int:
-    with _session() as (session, settings):
-        for segment in _registry(session, settings).all():
-            print(
-                f"{segment.segment_id:<24} {segment.technical_name or '-':<24} "
-                f"{segment.name or '-'}"
-            )
+    with _session(args) as (session, settings):
+        segments = list(_registry(session, settings).all())
+    if args.output == "json":
+        print_json([_segment_dict(segment) for segment in segments])
+        return 0
+    for segment in segments:
+        print(f"{segment.segment_id:<24} {segment.technical_name or '-':<24} {segment.name or '-'}")
     return 0
 
 
 def _segments_show(args: argparse.Namespace) -> int:
-    with _session() as (session, settings):
+    with _session(args) as (session, settings):
         segment = _find(_registry(session, settings), args.segment)
-    print(json.dumps(segment.__dict__, indent=2, default=str))
+    if args.output == "json":
+        print_json(_segment_dict(segment))
+    else:
+        print(json.dumps(_segment_dict(segment), indent=2, default=str))
     return 0
+
+
+def _segment_dict(segment: Segment) -> dict[str, Any]:
+    return dataclasses.asdict(segment)

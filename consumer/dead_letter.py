@@ -14,6 +14,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Producer
 
+from segflow.kafka_produce import produce_waiting
 from segflow.settings import KafkaSettings
 
 
@@ -73,18 +74,9 @@ class DeadLetterSink:
             ]
             if letter.execution_id:
                 headers.append(("dlq.execution_id", letter.execution_id.encode()))
-            while True:
-                try:
-                    self._producer.produce(
-                        self._topic,
-                        key=letter.key,
-                        value=letter.value,
-                        headers=headers,
-                        on_delivery=on_delivery,
-                    )
-                    break
-                except BufferError:
-                    self._producer.poll(0.1)
+            produce_waiting(
+                self._producer, self._topic, letter.key, letter.value, headers, on_delivery, 0.1
+            )
         remaining = self._producer.flush(self._timeout)
         if remaining or errors:
             detail = errors[0].str() if errors else f"{remaining} not acknowledged"

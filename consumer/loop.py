@@ -88,7 +88,6 @@ class ConsumerLoop:
             "session.timeout.ms": 45_000,
             "statistics.interval.ms": self._opts.statistics_interval_ms,
             "stats_cb": self._on_stats,
-            "error_cb": self._on_error,
             "fetch.min.bytes": 1,
             "queued.max.messages.kbytes": 65536,
         }
@@ -321,9 +320,6 @@ class ConsumerLoop:
                 lag = pstats.get("consumer_lag", -1)
                 if lag >= 0:
                     self._metrics.lag.labels(topic=topic, partition=partition).set(lag)
-
-    def _on_error(self, error: KafkaError) -> None:
-        log.warning("kafka client error", extra={"fields": {"error": error.str()}})
 
     def _caught_up(self, idle_since: float) -> bool:
         if time.monotonic() - idle_since < self._opts.idle_exit_s or not self._assigned:

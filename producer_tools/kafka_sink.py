@@ -1,9 +1,9 @@
 """Produce encoded commands to Kafka: idempotent, acks=all, compressed, bounded memory.
 
-``produce`` never drops a record: when librdkafka's queue is full (``BufferError``) it serves
-delivery reports with ``poll()`` until there is room again, so memory stays bounded by
-``queue.buffering.max.kbytes`` whatever the file size. Every delivery report is counted; a
-failed one fails the execution (``DeliveryFailedError``) instead of being lost silently.
+``produce`` never drops a record: when librdkafka's queue is full it waits on delivery reports
+(``segflow.kafka_produce``), so memory stays bounded by ``queue.buffering.max.kbytes`` whatever
+the file size. Every delivery report is counted; the upload fails its execution when any
+record was not acknowledged, with the broker's reason (``first_error``).
 """
 
 from __future__ import annotations
@@ -12,15 +12,9 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from segflow.kafka_errors import KafkaUnreachableError, TopicMissingError, is_unreachable_error
+from segflow.kafka_produce import Headers, produce_waiting
 from segflow.settings import KafkaSettings, UploadOptions
-
-
-class DeliveryFailedError(RuntimeError):
-    """At least one record was not acknowledged by the broker."""
-
-
-class KafkaUnreachableError(RuntimeError):
-    """The brokers did not answer a metadata request, or the topic does not exist."""
 
 
 def producer_config(kafka: KafkaSettings, options: UploadOptions) -> dict[str, Any]:
@@ -46,39 +40,32 @@ class CommandSink:
         self.delivered = 0
         self.failed = 0
         self.first_error: str | None = None
+        # The first failure meant the brokers were gone (timeout, transport): exit 3, not 1.
+        self.unreachable = False
+        self._servers = kafka.bootstrap_servers
+        self._probe_timeout_s = kafka.probe_timeout_s
         self._producer = Producer(producer_config(kafka, options))
         self._on_delivery = self._delivery_report
 
-    def check_topic(self, timeout_s: float = 10.0) -> int:
-        """Partition count of the topic; raises ``KafkaUnreachableError`` otherwise."""
+    def check_topic(self) -> int:
+        """Partition count of the topic; raises ``KafkaUnreachableError``/``TopicMissingError``.
+
+        Waits at most ``kafka.probe_timeout_s`` for the brokers.
+        """
         try:
-            metadata = self._producer.list_topics(self.topic, timeout=timeout_s)
+            metadata = self._producer.list_topics(self.topic, timeout=self._probe_timeout_s)
         except KafkaException as exc:
-            raise KafkaUnreachableError(f"Kafka unreachable: {exc.args[0].str()}") from None
+            self._producer.poll(0)  # hand librdkafka's queued log lines to logging first
+            raise KafkaUnreachableError(self._servers, exc.args[0].str()) from None
         topic = metadata.topics.get(self.topic)
         if topic is None or topic.error is not None or not topic.partitions:
             reason = topic.error.str() if topic is not None and topic.error else "not found"
-            raise KafkaUnreachableError(
-                f"topic {self.topic}: {reason} (create it with `segflow topics create`)"
-            )
+            raise TopicMissingError(self.topic, reason)
         return len(topic.partitions)
 
-    def produce(
-        self, key: bytes | None, value: bytes, headers: list[tuple[str, str | bytes | None]]
-    ) -> None:
+    def produce(self, key: bytes | None, value: bytes, headers: Headers) -> None:
         """Queue one record, waiting for room when the local queue is full."""
-        while True:
-            try:
-                self._producer.produce(
-                    self.topic,
-                    value=value,
-                    key=key,
-                    headers=headers,
-                    on_delivery=self._on_delivery,
-                )
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+        produce_waiting(self._producer, self.topic, key, value, headers, self._on_delivery)
 
     def poll(self) -> None:
         """Serve pending delivery reports without blocking."""
@@ -86,14 +73,20 @@ class CommandSink:
 
     def flush(self, timeout_s: float = 300.0) -> int:
         """Wait for every queued record; returns how many are still unacknowledged."""
-        return int(self._producer.flush(timeout_s))
+        unacked = int(self._producer.flush(timeout_s))
+        if unacked and not self.failed:
+            self.unreachable = True
+        return unacked
 
-    def raise_if_failed(self) -> None:
-        """Turn any failed delivery into one clear error."""
-        if self.failed:
-            raise DeliveryFailedError(
-                f"{self.failed} record(s) were not delivered to {self.topic}: {self.first_error}"
-            )
+    def failure(self, unacked: int) -> KafkaUnreachableError | None:
+        """The upload's Kafka failure as exit 3 when the brokers were unreachable."""
+        if not self.unreachable:
+            return None
+        return KafkaUnreachableError(
+            self._servers,
+            f"{self.failed} record(s) not delivered ({self.first_error or 'timed out'}), "
+            f"{unacked} unacknowledged",
+        )
 
     def _delivery_report(self, err: KafkaError | None, _msg: Any) -> None:
         if err is None:
@@ -102,3 +95,4 @@ class CommandSink:
         self.failed += 1
         if self.first_error is None:
             self.first_error = err.str()
+            self.unreachable = is_unreachable_error(err)

@@ -17,6 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from segflow.cli_flags import SettingFlags, settings_from
 from segflow.errors import SegflowError
 from segflow.settings import ConsumeSettings
 
@@ -39,11 +40,7 @@ DEMO_USER = "account:1000:acc-003"
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``segflow demo``."""
     demo = subparsers.add_parser("demo", help="run the whole pipeline on the example files")
-    demo.add_argument(
-        "--metrics-port",
-        type=int,
-        help="consumer health/metrics port (default SEGFLOW_CONSUMER__HTTP_PORT)",
-    )
+    SettingFlags(demo, ConsumeSettings).field("consumer.http_port", "--metrics-port")
     demo.set_defaults(handler=_demo)
 
 
@@ -63,7 +60,7 @@ def _demo(args: argparse.Namespace) -> int:
         extra = ["--technical-name", technical_name] if technical_name else []
         _segflow("segments", "create", segment_id, "--name", name, "--buckets", "64", *extra)
 
-    port = args.metrics_port or ConsumeSettings().consumer.http_port or 9400
+    port = settings_from(args, ConsumeSettings).consumer.http_port or 9400
     env = {**os.environ, "SEGFLOW_CONSUMER__HTTP_PORT": str(port)}
     log_path = state / "consumer.log"
     print(f"\n$ segflow consume   # in the background, log: {log_path}", flush=True)

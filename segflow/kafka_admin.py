@@ -1,7 +1,8 @@
 """Create segflow's topics (commands + dead-letter) idempotently.
 
 Auto-creation is disabled on the local broker and usually in production, so topics are made
-explicitly with the partition count and replication factor from ``KafkaSettings``.
+explicitly with the partition count and replication factor from ``KafkaSettings``. Brokers
+that do not answer within ``kafka.probe_timeout_s`` raise ``KafkaUnreachableError`` (exit 3).
 """
 
 from __future__ import annotations
@@ -9,13 +10,15 @@ from __future__ import annotations
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
+from segflow.errors import SegflowError
+from segflow.kafka_errors import KafkaUnreachableError, as_unreachable
 from segflow.settings import KafkaSettings
 
 RETENTION_MS = str(7 * 24 * 3600 * 1000)
 
 
-class TopicError(RuntimeError):
-    """A topic could not be created or inspected."""
+class TopicError(SegflowError):
+    """A topic could not be created or inspected (the brokers answered with an error)."""
 
 
 def admin_client(settings: KafkaSettings) -> AdminClient:
@@ -32,7 +35,15 @@ def ensure_topics(
     """Create missing topics; returns topic -> ``created`` | ``exists``."""
     names = topics or [settings.commands_topic, settings.dead_letter_topic]
     count = partitions or settings.topic_partitions
+    timeout = timeout_s
     admin = admin_client(settings)
+    try:
+        # Metadata first: an absent cluster fails in probe_timeout_s with a clear reason,
+        # instead of create_topics waiting for a controller that never answers.
+        admin.list_topics(timeout=settings.probe_timeout_s)
+    except KafkaException as exc:
+        admin.poll(0)  # hand librdkafka's queued log lines to logging first
+        raise KafkaUnreachableError(settings.bootstrap_servers, exc.args[0].str()) from None
     new = [
         NewTopic(
             name,
@@ -43,16 +54,24 @@ def ensure_topics(
         for name in names
     ]
     outcome: dict[str, str] = {}
-    for name, future in admin.create_topics(new, request_timeout=timeout_s).items():
+    for name, future in admin.create_topics(new, request_timeout=timeout).items():
         try:
-            future.result(timeout=timeout_s)
+            future.result(timeout=timeout)
             outcome[name] = "created"
         except KafkaException as exc:
             error = exc.args[0]
             if error.name() == "TOPIC_ALREADY_EXISTS":
                 outcome[name] = "exists"
-            else:
-                raise TopicError(f"cannot create topic {name}: {error.str()}") from None
+                continue
+            unreachable = as_unreachable(exc, settings.bootstrap_servers)
+            if unreachable is not None:
+                raise unreachable from None
+            raise TopicError(f"cannot create topic {name}: {error.str()}") from None
+        except TimeoutError:
+            raise KafkaUnreachableError(
+                settings.bootstrap_servers, f"creating topic {name}: no answer in {timeout:g}s"
+            ) from None
+    admin.poll(0)
     return outcome
 
 

@@ -27,6 +27,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from segflow.kafka_logging import client_log_hooks
+
 CONFIG_FILE_ENV = "SEGFLOW_CONFIG_FILE"
 
 CommaList = Annotated[list[str], NoDecode]
@@ -42,22 +44,56 @@ def _split_commas(value: Any) -> Any:
 class KafkaSettings(BaseModel):
     """Kafka client options shared by producers, consumers and admin clients."""
 
-    bootstrap_servers: str = "127.0.0.1:9092"
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: SecretStr | None = None
-    ssl_ca_location: str | None = None
-    ssl_certificate_location: str | None = None
-    ssl_key_location: str | None = None
-    ssl_key_password: SecretStr | None = None
-    commands_topic: str = "segflow-commands"
-    dead_letter_topic: str = "segflow-commands-dlq"
-    topic_partitions: int = Field(default=6, ge=1)
-    topic_replication_factor: int = Field(default=1, ge=1)
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", min_length=1, description="Comma-separated host:port list."
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="librdkafka security.protocol."
+    )
+    sasl_mechanism: str | None = Field(
+        default=None, description="e.g. PLAIN, SCRAM-SHA-512, OAUTHBEARER."
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password (secret).")
+    ssl_ca_location: str | None = Field(default=None, description="CA bundle file (PEM).")
+    ssl_certificate_location: str | None = Field(
+        default=None, description="Client certificate file (PEM)."
+    )
+    ssl_key_location: str | None = Field(default=None, description="Client key file (PEM).")
+    ssl_key_password: SecretStr | None = Field(
+        default=None, description="Client key passphrase (secret)."
+    )
+    commands_topic: str = Field(
+        default="segflow-commands", min_length=1, description="Topic of the commands."
+    )
+    dead_letter_topic: str = Field(
+        default="segflow-commands-dlq",
+        min_length=1,
+        description="Topic of the records that can never be applied.",
+    )
+    topic_partitions: int = Field(
+        default=6, ge=1, description="Partitions of the topics `topics create` makes."
+    )
+    topic_replication_factor: int = Field(
+        default=1, ge=1, description="Replication factor of the topics `topics create` makes."
+    )
+    probe_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="How long a command waits for the brokers to answer before "
+        "'Kafka unreachable' (exit 3).",
+    )
+    log_interval_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="librdkafka log lines and client errors: the same message at most once "
+        "per this many seconds (the next one says how many were suppressed); 0 = no limit.",
+    )
     extra: dict[str, str] = Field(
         default_factory=dict,
-        description="Any other librdkafka property, passed through verbatim.",
+        description="Any other librdkafka property, passed through verbatim (JSON object in "
+        "env); values of properties that can hold a secret are masked by `config show`.",
     )
 
     def client_config(self) -> dict[str, Any]:
@@ -77,32 +113,47 @@ class KafkaSettings(BaseModel):
         }
         conf.update({key: value for key, value in optional.items() if value is not None})
         conf.update(self.extra)
+        conf.update(client_log_hooks(self.bootstrap_servers, self.log_interval_s))
         return conf
 
 
 class CassandraSettings(BaseModel):
     """Cassandra driver options and the keyspace segflow owns."""
 
-    contact_points: CommaList = Field(default_factory=lambda: ["127.0.0.1"])
-    port: int = 9042
+    contact_points: CommaList = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        min_length=1,
+        description="Contact points (comma-separated in env).",
+    )
+    port: int = Field(default=9042, ge=1, le=65535, description="Native protocol port.")
     local_dc: str | None = Field(
         default=None, description="Datacenter for DCAwareRoundRobinPolicy; None = driver default."
     )
-    keyspace: str = Field(default="segflow", pattern=r"^[a-z][a-z0-9_]{0,47}$")
-    username: str | None = None
-    password: SecretStr | None = None
-    tls_ca_file: str | None = None
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    tls_verify_hostname: bool = True
-    replication_class: Literal["SimpleStrategy", "NetworkTopologyStrategy"] = "SimpleStrategy"
-    replication_factor: int = Field(default=1, ge=1)
+    keyspace: str = Field(
+        default="segflow",
+        pattern=r"^[a-z][a-z0-9_]{0,47}$",
+        description="Keyspace segflow owns (created by `db migrate`).",
+    )
+    username: str | None = Field(default=None, description="PlainText auth user name.")
+    password: SecretStr | None = Field(default=None, description="PlainText auth password.")
+    tls_ca_file: str | None = Field(default=None, description="CA bundle: enables TLS.")
+    tls_cert_file: str | None = Field(
+        default=None, description="Client certificate (mutual TLS); enables TLS."
+    )
+    tls_key_file: str | None = Field(default=None, description="Client key (mutual TLS).")
+    tls_verify_hostname: bool = Field(default=True, description="Check the server's name.")
+    replication_class: Literal["SimpleStrategy", "NetworkTopologyStrategy"] = Field(
+        default="SimpleStrategy", description="Keyspace replication strategy (`db migrate`)."
+    )
+    replication_factor: int = Field(
+        default=1, ge=1, description="SimpleStrategy replicas (`db migrate`)."
+    )
     dc_replication: dict[str, int] = Field(
         default_factory=dict,
         description="NetworkTopologyStrategy only: datacenter name -> replicas.",
     )
-    request_timeout_s: float = Field(default=10.0, gt=0)
-    connect_timeout_s: float = Field(default=5.0, gt=0)
+    request_timeout_s: float = Field(default=10.0, gt=0, description="Per-request timeout.")
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="Connection timeout.")
 
     _split = field_validator("contact_points", mode="before")(_split_commas)
 
@@ -122,24 +173,41 @@ class CassandraSettings(BaseModel):
 class LogSettings(BaseModel):
     """Structured logging options."""
 
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    format: Literal["json", "text"] = "json"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Lowest level logged."
+    )
+    format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="auto = text on a terminal, one JSON object per line otherwise.",
+    )
 
 
 class StackSettings(BaseModel):
     """The local development stack (Kafka + Cassandra JVMs started by ``segflow stack``)."""
 
-    state_dir: Path = Path(".segflow/stack")
-    kafka_port: int = 9092
-    kafka_controller_port: int = 9093
-    cassandra_port: int = 9042
-    cassandra_storage_port: int = 7000
-    kafka_heap_mb: int = Field(default=512, ge=256)
-    cassandra_heap_mb: int = Field(default=1024, ge=512)
-    start_timeout_s: float = Field(default=180.0, gt=0)
-    stop_timeout_s: float = Field(default=60.0, gt=0)
-    java: str = "java"
-    mvn: str = "mvn"
+    state_dir: Path = Field(
+        default=Path(".segflow/stack"), description="Data, logs and pid files of the nodes."
+    )
+    kafka_port: int = Field(default=9092, ge=1, le=65535, description="Kafka client port.")
+    kafka_controller_port: int = Field(
+        default=9093, ge=1, le=65535, description="Kafka KRaft controller port."
+    )
+    cassandra_port: int = Field(
+        default=9042, ge=1, le=65535, description="Cassandra native protocol port."
+    )
+    cassandra_storage_port: int = Field(
+        default=7000, ge=1, le=65535, description="Cassandra storage (gossip) port."
+    )
+    kafka_heap_mb: int = Field(default=512, ge=256, description="Kafka JVM heap.")
+    cassandra_heap_mb: int = Field(default=1024, ge=512, description="Cassandra JVM heap.")
+    start_timeout_s: float = Field(
+        default=180.0, gt=0, description="`stack up` fails with the node's log after this."
+    )
+    stop_timeout_s: float = Field(
+        default=60.0, gt=0, description="`stack down`: SIGKILL after this."
+    )
+    java: str = Field(default="java", description="Java 17+ executable.")
+    mvn: str = Field(default="mvn", description="Maven executable (resolves the server jars).")
     maven_repo_local: Path | None = Field(
         default=None, description="Overrides Maven's local repository (default ~/.m2/repository)."
     )
@@ -148,56 +216,82 @@ class StackSettings(BaseModel):
 class ConsumerOptions(BaseModel):
     """The consumer group: batching, concurrency, retries, shutdown, health port, policies."""
 
-    group_id: str = "segflow-consumer"
-    batch_size: int = Field(default=1000, ge=1, le=100_000)
-    poll_timeout_s: float = Field(default=1.0, gt=0)
+    group_id: str = Field(default="segflow-consumer", min_length=1, description="Consumer group.")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Consumer processes to fork (each a group member, metrics port + index).",
+    )
+    batch_size: int = Field(
+        default=1000, ge=1, le=100_000, description="Records polled and written per batch."
+    )
+    poll_timeout_s: float = Field(default=1.0, gt=0, description="One poll's wait.")
     max_in_flight: int = Field(default=128, ge=1, description="Concurrent Cassandra writes.")
     shutdown_timeout_s: float = Field(
         default=30.0, gt=0, description="SIGTERM: finish, commit and close within this bound."
     )
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(default=9400, ge=0, le=65535, description="0 = pick a free port.")
-    unknown_segment_policy: Literal["reject", "create"] = "reject"
+    http_host: str = Field(default="127.0.0.1", description="Health/metrics listen address.")
+    http_port: int = Field(
+        default=9400, ge=0, le=65535, description="Health/metrics port; 0 = pick a free port."
+    )
+    unknown_segment_policy: Literal["reject", "create"] = Field(
+        default="reject",
+        description="A command naming an unregistered segment: dead-letter it or register it.",
+    )
     default_bucket_count: int = Field(
         default=1024,
         ge=1,
         le=65536,
         description="Membership partitions per new segment (fixed at creation).",
     )
-    retry_initial_s: float = Field(default=0.2, gt=0)
-    retry_max_s: float = Field(default=5.0, gt=0)
+    retry_initial_s: float = Field(default=0.2, gt=0, description="First write retry delay.")
+    retry_max_s: float = Field(default=5.0, gt=0, description="Longest write retry delay.")
     retry_attempts: int = Field(
         default=5, ge=1, description="Attempts per batch before partitions are paused."
     )
-    statistics_interval_ms: int = Field(default=5000, ge=0)
-    registry_cache_ttl_s: float = Field(default=30.0, ge=0)
-    events_ttl_days: int = Field(default=400, ge=1)
+    statistics_interval_ms: int = Field(
+        default=5000, ge=0, description="librdkafka statistics (consumer lag gauge); 0 = off."
+    )
+    registry_cache_ttl_s: float = Field(
+        default=30.0, ge=0, description="Segment registry cache lifetime."
+    )
+    events_ttl_days: int = Field(default=400, ge=1, description="Change events are kept so long.")
     idle_exit_s: float = Field(default=5.0, gt=0, description="--until-idle: quiet period.")
 
 
 class UploadOptions(BaseModel):
     """``segflow upload``: every flag has a setting (flags win), so jobs can be configured."""
 
-    format: str = Field(
-        default="auto",
-        description="auto|mediarithmics-ndjson|mediarithmics-csv|village|segmenter",
+    format: Literal["auto", "mediarithmics-ndjson", "mediarithmics-csv", "village", "segmenter"] = (
+        Field(default="auto", description="Input format; auto = detected from the content.")
     )
     topic: str | None = Field(default=None, description="Defaults to kafka.commands_topic.")
     import_name: str = Field(default="default", description="Import the executions belong to.")
     max_errors: str = Field(
-        default="0", pattern=r"^\d+%?$", description="Rejected lines allowed: N or N%."
+        default="0",
+        description="Rejected lines allowed before the upload fails: a count N or a share N% "
+        "of the lines read (e.g. 10 or 0.5%).",
     )
     rejects: Path | None = Field(
         default=None, description="Rejects file (a directory when uploading several files)."
     )
-    strict: bool = False
-    dry_run: bool = False
-    wait: bool = False
-    timeout_s: float = Field(default=3600.0, gt=0, description="--wait bound.")
-    new_execution: bool = False
-    linger_ms: int = Field(default=20, ge=0)
-    batch_size_bytes: int = Field(default=1_000_000, ge=1024)
-    compression: Literal["zstd", "lz4", "snappy", "gzip", "none"] = "zstd"
+    strict: bool = Field(default=False, description="Unknown fields are errors.")
+    dry_run: bool = Field(
+        default=False, description="Validate and write rejects only (no Kafka, no Cassandra)."
+    )
+    wait: bool = Field(
+        default=False, description="Wait until every command is applied or dead-lettered."
+    )
+    timeout_s: float = Field(default=3600.0, gt=0, description="Bound of --wait, in seconds.")
+    new_execution: bool = Field(
+        default=False, description="Never reuse an execution of the same content."
+    )
+    linger_ms: int = Field(default=20, ge=0, description="Producer linger.ms.")
+    batch_size_bytes: int = Field(default=1_000_000, ge=1024, description="Producer batch.size.")
+    compression: Literal["zstd", "lz4", "snappy", "gzip", "none"] = Field(
+        default="zstd", description="Producer compression.type."
+    )
     queue_max_kbytes: int = Field(
         default=32768, ge=1024, description="Producer buffer (payload bytes): bounds memory."
     )
@@ -207,14 +301,31 @@ class UploadOptions(BaseModel):
         description="Producer buffer (messages): librdkafka's per-message overhead is "
         "several hundred bytes, so this, not the byte cap, bounds memory for small records.",
     )
-    progress_interval_s: float = Field(default=1.0, gt=0)
+    progress_interval_s: float = Field(
+        default=1.0, gt=0, description="Live progress line refresh (interactive stderr)."
+    )
+    wait_report_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="--wait on a non-interactive stderr: one progress line this often.",
+    )
+
+    @field_validator("max_errors")
+    @classmethod
+    def _budget(cls, value: str) -> str:
+        if not _MAX_ERRORS.fullmatch(value.strip()):
+            raise ValueError("expected a count N or a share N% of the lines read, e.g. 10 or 0.5%")
+        return value.strip()
+
+
+_MAX_ERRORS = re.compile(r"\d+|\d+(\.\d+)?%")
 
 
 class ServeOptions(BaseModel):
     """``segflow serve``: the export API, its API keys and its background export workers."""
 
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=0, le=65535, description="0 = pick a free port.")
+    host: str = Field(default="127.0.0.1", description="Listen address.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Listen port; 0 = pick a free one.")
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Accepted x-api-key values (comma-separated in env)."
     )
@@ -336,20 +447,72 @@ def _reveal(secret: SecretStr | None) -> str | None:
 
 
 def masked_dump(settings: BaseSettings) -> dict[str, Any]:
-    """Effective configuration as plain data with every secret replaced by ``**********``."""
+    """Effective configuration as plain data with every secret replaced by ``**********``.
+
+    Masked: every ``SecretStr``; any mapping key that names a secret (password, token, ...);
+    and in ``kafka.extra`` every librdkafka property that can hold one (``is_secret_property``).
+    """
     dumped: dict[str, Any] = _mask(settings.model_dump(mode="python"))
+    kafka = dumped.get("kafka")
+    if isinstance(kafka, dict) and isinstance(kafka.get("extra"), dict):
+        kafka["extra"] = {
+            key: MASK if value and is_secret_property(key) else value
+            for key, value in kafka["extra"].items()
+        }
     return dumped
 
 
+MASK = "**********"
 _SECRET_KEY = re.compile(r"password|secret|token|credential", re.IGNORECASE)
+
+# librdkafka flags these properties _RK_SENSITIVE (src/rdkafka_conf.c): it redacts them in its
+# own configuration dumps, so segflow never prints them either.
+LIBRDKAFKA_SENSITIVE = frozenset(
+    {
+        "sasl.oauthbearer.assertion.private.key.file",
+        "sasl.oauthbearer.assertion.private.key.passphrase",
+        "sasl.oauthbearer.assertion.private.key.pem",
+        "sasl.oauthbearer.client.secret",
+        "sasl.oauthbearer.config",
+        "sasl.password",
+        "sasl.username",
+        "ssl.ca.pem",
+        "ssl.key.location",
+        "ssl.key.password",
+        "ssl.key.pem",
+        "ssl.keystore.password",
+        "ssl_key",
+    }
+)
+# Name parts of properties librdkafka may add later (or a Java-style name passed by mistake).
+_SECRET_WORD = re.compile(
+    r"(^|[._])(password|passphrase|secret|token|credentials?|private|key|pem|jaas|config)"
+    r"($|[._])",
+    re.IGNORECASE,
+)
+
+
+def is_secret_property(name: str) -> bool:
+    """Whether a librdkafka property's value may be a secret (its value is never printed).
+
+    The rule: librdkafka's own sensitive list, plus any property in the ``sasl.`` or ``ssl``
+    namespaces, or named with a secret-like word (``password``, ``key``, ``pem``, ``config``,
+    ...): a property nobody has reviewed yet is masked rather than shown.
+    """
+    lowered = name.lower()
+    return (
+        lowered in LIBRDKAFKA_SENSITIVE
+        or lowered.startswith(("sasl.", "ssl.", "ssl_", "https."))
+        or _SECRET_WORD.search(lowered) is not None
+    )
 
 
 def _mask(value: Any) -> Any:
     if isinstance(value, SecretStr):
-        return "**********"
+        return MASK
     if isinstance(value, dict):
         return {
-            key: "**********" if _SECRET_KEY.search(str(key)) and item else _mask(item)
+            key: MASK if _SECRET_KEY.search(str(key)) and item else _mask(item)
             for key, item in value.items()
         }
     if isinstance(value, list):

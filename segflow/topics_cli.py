@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from segflow.errors import ExitCode, SegflowError
-from segflow.kafka_admin import TopicError, ensure_topics
+from segflow.cli_flags import SettingFlags, add_output_flag, print_json, settings_from
+from segflow.kafka_admin import ensure_topics
 from segflow.settings import ClientSettings
 
 
@@ -14,21 +15,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     topics = subparsers.add_parser("topics", help="Kafka topic management")
     actions = topics.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = actions.add_parser(
-        "create",
-        help="create the commands and dead-letter topics if missing",
-        description="Settings: SEGFLOW_KAFKA__COMMANDS_TOPIC, SEGFLOW_KAFKA__DEAD_LETTER_TOPIC, "
-        "SEGFLOW_KAFKA__TOPIC_PARTITIONS, SEGFLOW_KAFKA__TOPIC_REPLICATION_FACTOR.",
+        "create", help="create the commands and dead-letter topics if missing"
     )
-    create.add_argument("--partitions", type=int, help="partition count (default from settings)")
+    SettingFlags(create, ClientSettings).field("kafka.topic_partitions", "--partitions").field(
+        "kafka.topic_replication_factor", "--replication-factor"
+    )
+    add_output_flag(create)
     create.set_defaults(handler=_create)
 
 
 def _create(args: argparse.Namespace) -> int:
-    settings = ClientSettings().kafka
-    try:
-        outcome = ensure_topics(settings, partitions=args.partitions)
-    except TopicError as exc:
-        raise SegflowError(str(exc), ExitCode.KAFKA_UNREACHABLE) from None
-    for name, state in outcome.items():
-        print(f"{name}: {state}")
+    kafka = settings_from(args, ClientSettings).kafka
+    outcome = ensure_topics(kafka)
+    if args.output == "json":
+        print_json(
+            {
+                "bootstrap_servers": kafka.bootstrap_servers,
+                "partitions": kafka.topic_partitions,
+                "replication_factor": kafka.topic_replication_factor,
+                "topics": outcome,
+            }
+        )
+    else:
+        for name, state in outcome.items():
+            print(f"{name}: {state}")
+    sys.stdout.flush()
     return 0

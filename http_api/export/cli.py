@@ -22,10 +22,10 @@ from http_api.export.request import (
     ExportRequestError,
     validate,
 )
+from segflow.cli_flags import COMPLETE_FILE, SettingFlags, settings_from
 from segflow.db.registry import SegmentRegistry
 from segflow.db.session import connect_or_fail
 from segflow.errors import ExitCode, SegflowError
-from segflow.logs import configure_logging
 from segflow.settings import ServeSettings
 
 log = logging.getLogger(__name__)
@@ -36,13 +36,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve = subparsers.add_parser(
         "serve",
         help="run the export API (seed 004) and its background export workers",
-        description="Settings: SEGFLOW_CASSANDRA__*, SEGFLOW_SERVE__* (host, port, api_keys, "
-        "api_key_dir, export_dir, poll_url_ttl_s, max_pending_per_key, workers, "
-        "max_attempts, lease_s, public_base_url). At least one API key is required.",
+        description="At least one API key is required (serve.api_keys or serve.api_key_dir).",
     )
-    serve.add_argument("--host", help="listen address (SEGFLOW_SERVE__HOST)")
-    serve.add_argument("--port", type=int, help="listen port (SEGFLOW_SERVE__PORT)")
-    serve.add_argument("--workers", type=int, help="export worker threads (SEGFLOW_SERVE__WORKERS)")
+    SettingFlags(serve, ServeSettings).section(
+        "serve", only=("host", "port", "workers", "api_key_dir", "export_dir")
+    )
     serve.set_defaults(handler=_serve)
 
     export = subparsers.add_parser(
@@ -58,7 +56,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("--events", default="", help="comma-separated event type ids")
     export.add_argument("--start-at", help="events window start (ISO 8601; UTC if no zone)")
     export.add_argument("--end-at", help="events window end (default start + 7 days)")
-    export.add_argument("--out", required=True, type=Path, help="file to write (atomically)")
+    out = export.add_argument("--out", required=True, type=Path, help="file to write (atomically)")
+    out.complete = COMPLETE_FILE  # type: ignore[attr-defined]
+    SettingFlags(export, ServeSettings)
     export.add_argument("--gzip", action="store_true", help="gzip the file")
     export.set_defaults(handler=_export)
 
@@ -70,14 +70,8 @@ def _serve(args: argparse.Namespace) -> int:
     from http_api.export.worker import ExportService
     from segflow.db.probe import CassandraProbe
 
-    settings = ServeSettings()
-    overrides = {
-        key: value
-        for key, value in (("host", args.host), ("port", args.port), ("workers", args.workers))
-        if value is not None
-    }
-    options = settings.serve.model_copy(update=overrides)
-    configure_logging(settings.log)
+    settings = settings_from(args, ServeSettings)
+    options = settings.serve
     keys = ApiKeys(options.api_keys, options.api_key_dir)
     if keys.count() == 0:
         raise SegflowError(
@@ -117,8 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    settings = ServeSettings()
-    configure_logging(settings.log)
+    settings = settings_from(args, ServeSettings)
     cluster, session = connect_or_fail(settings.cassandra, settings.cassandra.keyspace)
     try:
         registry = SegmentRegistry(session, default_bucket_count=1, cache_ttl_s=0)

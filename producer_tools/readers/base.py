@@ -116,6 +116,11 @@ class Reader(abc.ABC):
         """Decompressed bytes consumed so far."""
         return 0 if self._opened is None else self._opened.bytes_read
 
+    @property
+    def source_offset(self) -> int:
+        """Bytes of the file as stored (compressed) consumed so far: progress of a path."""
+        return 0 if self._opened is None else self._opened.source_offset
+
     def read(self, source: InputSource) -> Iterator[ReadItem]:
         """Stream the items of ``source`` (a path, or a binary stream left open for its owner).
 

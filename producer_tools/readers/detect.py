@@ -71,7 +71,7 @@ class Detection:
 
 def _stem_suffix(name: str) -> str:
     path = PurePath(name.lower())
-    if path.suffix == ".gz":
+    if path.suffix in (".gz", ".zst"):
         path = path.with_suffix("")
     return path.suffix
 

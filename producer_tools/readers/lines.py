@@ -1,7 +1,8 @@
 """Open an import file as a bounded, decompressed byte stream and split it into lines.
 
-Every reader goes through here so that the limits hold for every format: gzip is detected by
-its magic bytes (not trusted from the file name) and decompressed as a stream; a cap on the
+Every reader goes through here so that the limits hold for every format: gzip and zstd are
+detected by their magic bytes (not trusted from the file name) and decompressed as a stream
+(zstd: a truncated last frame is an error, not a silent end); a cap on the
 total decompressed bytes stops a gzip bomb; a cap on line length makes a file without
 newlines fail with one error instead of growing one line until memory runs out. Memory use is
 the read buffer plus one line, whatever the file size.
@@ -18,7 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import zstandard
+
 GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# Input fed to the zstd decoder per call: its output per call is bounded by what so little
+# input can expand to (measured: 8 MiB from 256 bytes of a maximally compressed run of zeros).
+ZSTD_INPUT_SLICE = 256
 UTF8_BOM = b"\xef\xbb\xbf"
 READ_BUFFER_BYTES = 1 << 20
 
@@ -29,11 +36,16 @@ class InputLimitError(Exception):
     """The decompressed input grew past ``max_decompressed_bytes``."""
 
 
+class TruncatedZstdError(EOFError):
+    """The input ended inside a zstd frame."""
+
+
 # Errors a damaged or hostile input raises while being read; they end the file, not the run.
 STREAM_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     EOFError,
     zlib.error,
+    zstandard.ZstdError,
     InputLimitError,
 )
 
@@ -42,6 +54,8 @@ def describe_stream_error(exc: BaseException) -> str:
     """One line saying why the input could not be read further."""
     if isinstance(exc, InputLimitError):
         return str(exc)
+    if isinstance(exc, zstandard.ZstdError | TruncatedZstdError):
+        return f"corrupt or truncated zstd data: {exc}"
     if isinstance(exc, gzip.BadGzipFile | zlib.error | EOFError):
         return f"corrupt or truncated gzip data: {exc}"
     return f"cannot read input: {type(exc).__name__}: {exc}"
@@ -89,6 +103,57 @@ class _ReadOnly(io.RawIOBase):
         return len(data)
 
 
+class _ZstdRaw(io.RawIOBase):
+    """Streams zstd frames (several in a row too) and refuses a truncated last frame.
+
+    ``zstandard``'s stream reader ends silently at a truncated frame, which would upload a
+    partial file as if it were whole; its decompression object says whether a frame ended.
+    """
+
+    def __init__(self, inner: BinaryIO) -> None:
+        super().__init__()
+        self._read = getattr(inner, "read1", inner.read)
+        self._context = zstandard.ZstdDecompressor()
+        self._frame = self._context.decompressobj()
+        self._in_frame = False
+        self._input = memoryview(b"")
+        self._output = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._output:
+            if not self._input:
+                self._input = memoryview(self._read(64 * 1024))
+                if not self._input:
+                    if self._in_frame:
+                        raise TruncatedZstdError("the input ends inside a frame")
+                    return 0
+            piece, self._input = self._input[:ZSTD_INPUT_SLICE], self._input[ZSTD_INPUT_SLICE:]
+            self._in_frame = True
+            self._output = memoryview(self._frame.decompress(piece))
+            if self._frame.eof:
+                rest = self._frame.unused_data
+                self._frame = self._context.decompressobj()
+                self._in_frame = False
+                if rest:
+                    self._input = memoryview(bytes(rest) + bytes(self._input))
+        size = min(len(buffer), len(self._output))
+        buffer[:size] = self._output[:size]
+        self._output = self._output[size:]
+        return size
+
+
+def compression_of(head: bytes) -> str | None:
+    """``gzip``, ``zstd`` or ``None``, from a file's first four bytes (its magic number)."""
+    if head[:2] == GZIP_MAGIC:
+        return "gzip"
+    if head[:4] == ZSTD_MAGIC:
+        return "zstd"
+    return None
+
+
 @dataclass
 class OpenedInput:
     """A decompressed, BOM-less, capped byte stream and what was found while opening it."""
@@ -97,11 +162,24 @@ class OpenedInput:
     compressed: bool
     had_bom: bool
     _counter: _CappedRaw
+    compression: str | None = None
+    _source: BinaryIO | None = None
 
     @property
     def bytes_read(self) -> int:
         """Decompressed bytes pulled from the source so far (read-ahead included)."""
         return self._counter.count
+
+    @property
+    def source_offset(self) -> int:
+        """Bytes of the input *as stored* consumed so far (the compressed offset), for progress;
+        equal to ``bytes_read`` for an uncompressed input, 0 when unknown (a pipe)."""
+        if self._source is None:
+            return 0
+        try:
+            return self._source.tell()
+        except (OSError, ValueError):
+            return 0
 
 
 @contextmanager
@@ -125,12 +203,15 @@ def open_input(
             if isinstance(base, io.BufferedReader)
             else io.BufferedReader(_ReadOnly(base), buffer_size=64 * 1024)
         )
-        compressed = peekable.peek(2)[:2] == GZIP_MAGIC
-        decompressed: BinaryIO = (
-            gzip.GzipFile(fileobj=peekable, mode="rb")  # type: ignore[assignment]
-            if compressed
-            else peekable
-        )
+        compression = compression_of(peekable.peek(4)[:4])
+        compressed = compression is not None
+        decompressed: BinaryIO
+        if compression == "gzip":
+            decompressed = gzip.GzipFile(fileobj=peekable, mode="rb")  # type: ignore[assignment]
+        elif compression == "zstd":
+            decompressed = io.BufferedReader(_ZstdRaw(peekable))
+        else:
+            decompressed = peekable
         counter = _CappedRaw(decompressed, max_decompressed_bytes)
         stream = io.BufferedReader(counter, buffer_size=buffer_size)
         had_bom = False
@@ -141,7 +222,7 @@ def open_input(
         except STREAM_ERRORS:
             # Reported by whoever reads the stream next: the same error will be raised again.
             pass
-        yield OpenedInput(stream, compressed, had_bom, counter)
+        yield OpenedInput(stream, compressed, had_bom, counter, compression, owned)
     finally:
         if owned is not None:
             owned.close()

@@ -100,6 +100,45 @@ class UserKey:
         return ":".join((self.type.value, *self.parts))
 
 
+def canonical_user_key(text: str) -> str:
+    """The canonical form of a key typed by a person (``segflow user``): ``Email: Jane@X.com``
+    gives ``email:jane@x.com``. The type prefix is case-insensitive and trimmed; the value is
+    cleaned by the same rules the readers apply. Raises ``UserKeyError`` when it cannot be one.
+    """
+    prefix, sep, rest = text.strip().partition(":")
+    if not sep:
+        raise UserKeyError(
+            f"{text[:80]!r} has no type prefix; expected one of "
+            + ", ".join(f"{t.value}:..." for t in KeyType)
+        )
+    return _rebuild(_key_type(prefix.strip().lower()), rest)
+
+
+def _key_type(prefix: str) -> KeyType:
+    try:
+        return KeyType(prefix)
+    except ValueError:
+        raise UserKeyError(
+            f"unknown user key type {prefix[:40]!r}; expected one of "
+            + ", ".join(t.value for t in KeyType)
+        ) from None
+
+
+def _rebuild(kind: KeyType, rest: str) -> str:
+    if kind is KeyType.ACCOUNT:
+        compartment, sep, account = rest.partition(":")
+        if not sep:
+            raise UserKeyError("account keys are account:{compartment_id}:{user_account_id}")
+        return account_key(compartment, account)
+    builder = {
+        KeyType.EMAIL_HASH: email_hash_key,
+        KeyType.USER_AGENT: user_agent_key,
+        KeyType.EMAIL: email_key,
+        KeyType.USER_ID: user_id_key,
+    }[kind]
+    return builder(rest)
+
+
 def parse_user_key(key: str) -> UserKey:
     """Parse and check a canonical key (raises ``UserKeyError`` when it is not one).
 
@@ -109,28 +148,9 @@ def parse_user_key(key: str) -> UserKey:
     prefix, sep, rest = key.partition(":")
     if not sep:
         raise UserKeyError(f"user key {key[:80]!r} has no type prefix")
-    try:
-        kind = KeyType(prefix)
-    except ValueError:
-        raise UserKeyError(
-            f"unknown user key type {prefix[:40]!r}; expected one of "
-            + ", ".join(t.value for t in KeyType)
-        ) from None
-    if kind is KeyType.ACCOUNT:
-        compartment, sep, account = rest.partition(":")
-        if not sep:
-            raise UserKeyError("account keys are account:{compartment_id}:{user_account_id}")
-        rebuilt = account_key(compartment, account)
-        parts: tuple[str, ...] = (compartment, account)
-    else:
-        builder = {
-            KeyType.EMAIL_HASH: email_hash_key,
-            KeyType.USER_AGENT: user_agent_key,
-            KeyType.EMAIL: email_key,
-            KeyType.USER_ID: user_id_key,
-        }[kind]
-        rebuilt = builder(rest)
-        parts = (rest,)
+    kind = _key_type(prefix)
+    rebuilt = _rebuild(kind, rest)
     if rebuilt != key:
         raise UserKeyError(f"user key is not canonical (expected {rebuilt[:120]!r})")
+    parts: tuple[str, ...] = tuple(rest.partition(":")[::2]) if kind is KeyType.ACCOUNT else (rest,)
     return UserKey(kind, parts)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from segflow.db.migrate import MigrationError, migrate
+from segflow.cli_flags import SettingFlags, add_output_flag, print_json, settings_from
+from segflow.db.migrate import Migration, MigrationError, migrate
 from segflow.db.session import connect_or_fail
 from segflow.errors import SegflowError
-from segflow.logs import configure_logging
 from segflow.settings import MigrateSettings
 
 
@@ -16,17 +16,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     db = subparsers.add_parser("db", help="Cassandra schema management")
     actions = db.add_subparsers(dest="action", metavar="ACTION", required=True)
     run = actions.add_parser(
-        "migrate",
-        help="create the keyspace and apply pending CQL migrations (idempotent)",
-        description="Settings: SEGFLOW_CASSANDRA__* (contact_points, port, keyspace, "
-        "replication_class, replication_factor, dc_replication, username, password, tls_*).",
+        "migrate", help="create the keyspace and apply pending CQL migrations (idempotent)"
     )
+    SettingFlags(run, MigrateSettings).field("cassandra.keyspace")
+    add_output_flag(run)
     run.set_defaults(handler=_migrate)
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    settings = MigrateSettings()
-    configure_logging(settings.log)
+    settings = settings_from(args, MigrateSettings)
     cluster, session = connect_or_fail(settings.cassandra)
     try:
         result = migrate(session, settings.cassandra)
@@ -34,10 +32,23 @@ def _migrate(args: argparse.Namespace) -> int:
         raise SegflowError(str(exc)) from None
     finally:
         cluster.shutdown()
+    if args.output == "json":
+        print_json(
+            {
+                "keyspace": settings.cassandra.keyspace,
+                "applied": [_name(migration) for migration in result.applied],
+                "already_applied": [f"V{version:03d}" for version in result.already],
+            }
+        )
+        return 0
     for migration in result.applied:
-        print(f"applied V{migration.version:03d}__{migration.name}")
+        print(f"applied {_name(migration)}")
     print(
         f"keyspace {settings.cassandra.keyspace}: {len(result.applied)} applied, "
         f"{len(result.already)} already applied"
     )
     return 0
+
+
+def _name(migration: Migration) -> str:
+    return f"V{migration.version:03d}__{migration.name}"

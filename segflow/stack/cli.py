@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from segflow.cli_flags import SettingFlags, settings_from
 from segflow.errors import SegflowError
 from segflow.settings import StackProcessSettings
 from segflow.stack import manager
@@ -23,9 +24,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     stack = subparsers.add_parser(
         "stack",
         help="run a local Kafka + Cassandra for development and tests",
-        description="Local Kafka 4 (KRaft) + Cassandra 5 started from Maven Central jars. "
-        "Settings: SEGFLOW_STACK__* (state_dir, kafka_port, cassandra_port, heaps).",
+        description="Local Kafka 4 (KRaft) + Cassandra 5 started from Maven Central jars.",
     )
+    SettingFlags(stack, StackProcessSettings)
     actions = stack.add_subparsers(dest="action", metavar="ACTION", required=True)
     for name, handler, text in (
         ("up", _up, "start (or reuse) both nodes and wait until they answer"),
@@ -50,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _settings() -> StackProcessSettings:
-    return StackProcessSettings()
+    return settings_from(None, StackProcessSettings)
 
 
 def _up(args: argparse.Namespace) -> int:
