@@ -28,6 +28,7 @@ IDENTIFIER = re.compile(r"\bsegflow_[a-z0-9_]+\b")
 SUFFIXES = {
     "counter": ("_total", "_created"),
     "gauge": ("",),
+    "info": ("_info",),
     "histogram": ("_bucket", "_sum", "_count", "_created"),
     "summary": ("", "_sum", "_count", "_created"),
 }
@@ -68,8 +69,10 @@ def alert_rules() -> list[dict[str, Any]]:
 
 def test_the_checker_catches_a_metric_that_does_not_exist() -> None:
     assert unknown_metrics(["rate(segflow_consumer_commands_applied_total[5m])"]) == set()
-    assert unknown_metrics(["segflow_consumer_lag_total > 1"]) == {"segflow_consumer_lag_total"}
-    assert unknown_metrics(["rate(segflow_consumer_batch_size_bucket[5m])"]) == set()
+    assert unknown_metrics(["segflow_consumer_lag_records_total > 1"]) == {
+        "segflow_consumer_lag_records_total"
+    }
+    assert unknown_metrics(["rate(segflow_consumer_batch_size_records_bucket[5m])"]) == set()
 
 
 def test_dashboard_uses_only_registered_metrics() -> None:
@@ -88,7 +91,7 @@ def test_chart_and_guide_mention_only_registered_metrics() -> None:
             OPERATIONS,
         ]
     ]
-    assert "segflow_consumer_lag" in "".join(texts)  # the scan sees something
+    assert "segflow_consumer_lag_records" in "".join(texts)  # the scan sees something
     assert unknown_metrics(texts, KNOWN | FAMILIES) == set()
     assert unknown_metrics(["segflow_consumer_apply_latency"], KNOWN | FAMILIES) == {
         "segflow_consumer_apply_latency"
@@ -111,3 +114,32 @@ def test_every_alert_links_an_existing_runbook(rule: dict[str, Any]) -> None:
         if line.startswith("#")
     }
     assert anchor in headings, f"docs/operations.md has no heading for #{anchor}"
+
+
+def test_consumer_port_serves_metrics_and_probes_the_prometheus_way() -> None:
+    from consumer.http_endpoints import HealthServer
+    from tests.support.export_server import call
+    from tests.support.prometheus_http import assert_prometheus_endpoints
+
+    metrics = ConsumerMetrics()
+    metrics.lag.labels(topic="commands", partition="0").set(7)
+    server = HealthServer(
+        "127.0.0.1",
+        0,
+        metrics.registry,
+        lambda: (True, {"loop": "polling"}),
+        lambda: (False, {"cassandra": False}),
+    )
+    server.start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        text = assert_prometheus_endpoints(base)
+        assert 'segflow_consumer_lag_records{partition="0",topic="commands"} 7.0' in text
+        assert call("GET", f"{base}/healthz").status == 200
+        assert call("GET", f"{base}/readyz").status == 503
+        assert call("GET", f"{base}/nope").status == 404
+        refused = call("POST", f"{base}/metrics", body=b"")
+        assert refused.status == 405
+        assert refused.headers["Allow"] == "GET, HEAD"
+    finally:
+        server.stop()
