@@ -241,7 +241,7 @@ def test_chart_and_guide_mention_only_registered_metrics() -> None:
     texts = [
         path.read_text()
         for path in [
-            *sorted((FILES.parent / "templates").iterdir()),
+            *sorted(path for path in (FILES.parent / "templates").rglob("*") if path.is_file()),
             FILES.parent / "values.yaml",
             FILES.parent / "README.md",
             OPERATIONS,
