@@ -8,18 +8,27 @@ file as they come, so neither the file nor its commands are ever held in memory.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
-from typing import ClassVar
+from pathlib import PurePath
+from typing import Any, ClassVar
 
-from producer_tools.readers.lines import InputSource, OpenedInput, open_input
+from producer_tools.readers.lines import (
+    InputSource,
+    LineProblem,
+    OpenedInput,
+    iter_lines,
+    open_input,
+)
 from segflow.contract.enums import Source
 from segflow.contract.errors import RecordError, preview
 from segflow.contract.ids import CommandIds
-from segflow.contract.records import CommandRecord
+from segflow.contract.jsontext import JSON_ERRORS, strict_loads
+from segflow.contract.records import CommandRecord, blank_command
 
 ReadItem = tuple[int, CommandRecord | RecordError]
+# Validates one parsed JSON line: (value, line number, raw text for error reports).
+LineBuilder = Callable[[Any, int, bytes | str], CommandRecord | RecordError]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +101,8 @@ class Reader(abc.ABC):
 
     After (or during) ``read``: ``warnings`` lists unknown fields, ``lines_read`` counts input
     lines (Segmenter: persons) and ``bytes_read`` the decompressed bytes consumed.
+    ``template`` is this execution's blank command of the format's ``source``: readers copy
+    it per record and set only what the record carries.
     """
 
     format_name: ClassVar[str]
@@ -102,6 +113,7 @@ class Reader(abc.ABC):
         self.ids = CommandIds(ctx.content_sha256, ctx.created_at_us)
         self.file = PurePath(ctx.file_name).name or ctx.file_name
         self.limits = ctx.limits
+        self.template = blank_command(ctx.execution_id, self.source.value)
         self.lines_read = 0
         self._opened: OpenedInput | None = None
         self._unknown: dict[str, ReaderWarning] = {}
@@ -171,6 +183,47 @@ class Reader(abc.ABC):
         return None
 
 
-def base_name(path: str | Path) -> str:
-    """The base name recorded as a command's origin file."""
-    return PurePath(path).name
+class NdjsonReader(Reader):
+    """One JSON object per line (mediarithmics NDJSON, Village): the line loop, once.
+
+    Blank lines are skipped, over-long or undecodable lines become errors, and each parsed
+    value goes to the subclass's ``line_builder`` (a plain callable, fetched once per file:
+    the loop runs per line on the uploader's hot path).
+    """
+
+    @abc.abstractmethod
+    def line_builder(self) -> LineBuilder:
+        """The validate stage for one parsed line."""
+
+    def read_line(self, line: int, raw: bytes) -> CommandRecord | RecordError | None:
+        """One raw line -> command, error, or None (blank line).
+
+        For callers that split lines themselves (e.g. parallel workers fed by
+        ``lines.iter_lines``); ``read`` does the same inline.
+        """
+        try:
+            parsed = strict_loads(raw)
+        except JSON_ERRORS as exc:
+            if not raw.strip():
+                return None
+            return self.error(line, None, f"not valid JSON: {str(exc)[:200]}", raw)
+        return self.line_builder()(parsed, line, raw)
+
+    def _read_opened(self, opened: OpenedInput, source: InputSource) -> Iterator[ReadItem]:
+        build = self.line_builder()
+        loads = strict_loads
+        error = self.error
+        for line, raw in iter_lines(opened.stream, self.limits.max_line_bytes):
+            self.lines_read = line
+            if type(raw) is not bytes:
+                assert isinstance(raw, LineProblem)
+                yield line, error(line, None, raw.reason, raw.raw, raw.fatal)
+                continue
+            try:
+                parsed = loads(raw)
+            except JSON_ERRORS as exc:
+                if not raw.strip():
+                    continue
+                yield line, error(line, None, f"not valid JSON: {str(exc)[:200]}", raw)
+                continue
+            yield line, build(parsed, line, raw)

@@ -25,7 +25,7 @@ import csv
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from producer_tools.readers.base import ReadContext, Reader, ReadItem
+from producer_tools.readers.base import LineBuilder, NdjsonReader, ReadContext, Reader, ReadItem
 from producer_tools.readers.fields import (
     FieldError,
     as_identifier,
@@ -39,7 +39,7 @@ from producer_tools.readers.lines import InputSource, LineProblem, OpenedInput, 
 from segflow.contract.enums import Operation, Source
 from segflow.contract.errors import RecordError
 from segflow.contract.ids import MAX_TIMESTAMP_MS, MS_PER_MINUTE, US_PER_MS
-from segflow.contract.jsontext import JSON_ERRORS, parse_json_text, strict_loads
+from segflow.contract.jsontext import parse_json_text
 from segflow.contract.models import MAX_SEGMENT_REF_CHARS
 from segflow.contract.records import CommandRecord
 from segflow.contract.user_keys import MAX_IDENTIFIER_CHARS
@@ -99,30 +99,11 @@ class MediarithmicsBuilder:
         self.reader = reader
         ctx = reader.ctx
         self.created_at_ms = ctx.created_at_us // US_PER_MS
-        self.created_at_us = ctx.created_at_us
+        self.line_version = reader.ids.line_version
         self.limits = ctx.limits
         self.id_base = reader.ids.hasher()
         self.file = reader.file
-        template: CommandRecord = {
-            "command_id": "",
-            "execution_id": ctx.execution_id,
-            "source": Source.MEDIARITHMICS.value,
-            "operation": _FEED_ADD,
-            "version": 0,
-            "user_key": None,
-            "segment_ids": [],
-            "segment_technical_names": [],
-            "expires_at_ms": None,
-            "data_bag": None,
-            "metadata": None,
-            "reference_id": None,
-            "description": None,
-            "segment": None,
-            "person": None,
-            "member_count": None,
-            "origin": None,
-        }
-        self.template = template
+        self.template = reader.template
 
     def build(self, obj: Any, line: int, raw: bytes | str) -> CommandRecord | RecordError:
         """Validate one parsed line; ``raw`` is only used in error reports.
@@ -252,15 +233,14 @@ class MediarithmicsBuilder:
             digest = self.id_base.copy()
             digest.update(b"%d" % line)
             record["command_id"] = digest.hexdigest()
-            record["version"] = self.created_at_us + line
+            record["version"] = self.line_version(line)
             record["user_key"] = user_key
             record["segment_ids"] = segment_ids
             record["segment_technical_names"] = names
+            record["operation"] = operation
             if operation is _FEED_ADD:
                 record["expires_at_ms"] = expires_at
                 record["data_bag"] = data_bag
-            else:
-                record["operation"] = _FEED_REMOVE
             record["origin"] = {"file": self.file, "line": line}
             return record
 
@@ -284,7 +264,7 @@ class MediarithmicsBuilder:
         return data_bag
 
 
-class MediarithmicsNdjsonReader(Reader):
+class MediarithmicsNdjsonReader(NdjsonReader):
     """NDJSON: one JSON object per line; blank lines ignored, CRLF and a BOM accepted."""
 
     format_name: ClassVar[str] = "mediarithmics-ndjson"
@@ -294,38 +274,9 @@ class MediarithmicsNdjsonReader(Reader):
         super().__init__(ctx)
         self.builder = MediarithmicsBuilder(self)
 
-    def read_line(self, line: int, raw: bytes) -> CommandRecord | RecordError | None:
-        """One raw line -> command, error, or None (blank line).
-
-        For callers that split lines themselves (e.g. parallel workers fed by
-        ``lines.iter_lines``); ``read`` does the same inline.
-        """
-        try:
-            parsed = strict_loads(raw)
-        except JSON_ERRORS as exc:
-            if not raw.strip():
-                return None
-            return self.error(line, None, f"not valid JSON: {str(exc)[:200]}", raw)
-        return self.builder.build(parsed, line, raw)
-
-    def _read_opened(self, opened: OpenedInput, source: InputSource) -> Iterator[ReadItem]:
-        build = self.builder.build
-        loads = strict_loads
-        error = self.error
-        for line, raw in iter_lines(opened.stream, self.limits.max_line_bytes):
-            self.lines_read = line
-            if type(raw) is not bytes:
-                assert isinstance(raw, LineProblem)
-                yield line, error(line, None, raw.reason, raw.raw, raw.fatal)
-                continue
-            try:
-                parsed = loads(raw)
-            except JSON_ERRORS as exc:
-                if not raw.strip():
-                    continue
-                yield line, error(line, None, f"not valid JSON: {str(exc)[:200]}", raw)
-                continue
-            yield line, build(parsed, line, raw)
+    def line_builder(self) -> LineBuilder:
+        """The shared builder's bound method: no wrapper call per line."""
+        return self.builder.build
 
 
 class _LineSignalError(Exception):

@@ -82,7 +82,6 @@ _PERSON_TEXT = (
     ("email", "email"),
     ("phone", "phone"),
 )
-_SOURCE = Source.SEGMENTER.value
 _BEGIN = Operation.REPLACE_BEGIN.value
 _MEMBER = Operation.REPLACE_MEMBER.value
 _END = Operation.REPLACE_END.value
@@ -125,17 +124,8 @@ class _PrescanNeededError(Exception):
 
 def _skip(events: Iterator[Event], event: str) -> None:
     """Consume the rest of a value whose first event was ``event`` (constant memory)."""
-    if event not in _STARTS:
-        return
-    depth = 1
-    for kind, _ in events:
-        if kind in _STARTS:
-            depth += 1
-        elif kind in _ENDS:
-            depth -= 1
-            if depth == 0:
-                return
-    raise _FatalError(None, "document ends inside a value")
+    if event in _STARTS:
+        _skip_depth(events, 1)
 
 
 def _build(events: Iterator[Event], event: str, value: Any, max_events: int) -> Any:
@@ -191,6 +181,7 @@ class _TooLargeError(Exception):
 
 
 def _skip_depth(events: Iterator[Event], depth: int) -> None:
+    """Consume events until ``depth`` open containers are closed."""
     for kind, _ in events:
         if kind in _STARTS:
             depth += 1
@@ -482,25 +473,14 @@ class SegmenterReader(Reader):
     ) -> CommandRecord:
         ident = segment["id"] if segment is not None else segment_id
         assert ident is not None
-        return {
-            "command_id": self.ids.command_id(position),
-            "execution_id": self.ctx.execution_id,
-            "source": _SOURCE,
-            "operation": operation,
-            "version": self.version,
-            "user_key": None,
-            "segment_ids": [ident],
-            "segment_technical_names": [],
-            "expires_at_ms": None,
-            "data_bag": None,
-            "metadata": None,
-            "reference_id": None,
-            "description": None,
-            "segment": segment,
-            "person": None,
-            "member_count": None,
-            "origin": {"file": self.file, "line": position},
-        }
+        record = self.template.copy()
+        record["command_id"] = self.ids.command_id(position)
+        record["operation"] = operation
+        record["version"] = self.version
+        record["segment_ids"] = [ident]
+        record["segment"] = segment
+        record["origin"] = {"file": self.file, "line": position}
+        return record
 
 
 def _parse_reason(exc: BaseException) -> str:
