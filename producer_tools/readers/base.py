@@ -144,14 +144,22 @@ class Reader(abc.ABC):
         reason: str,
         raw: bytes | str | None = None,
         fatal: bool = False,
+        notice: bool = False,
     ) -> RecordError:
-        """A ``RecordError`` of this file with a bounded raw excerpt."""
+        """A ``RecordError`` of this file with a bounded raw excerpt (``notice``: the record
+        was produced all the same; the rejects file says what it does)."""
         if isinstance(raw, bytes):
             raw = raw.rstrip(b"\r\n")
         elif isinstance(raw, str):
             raw = raw.rstrip("\r\n")
         return RecordError(
-            self.file, line, field_name, reason, preview(raw, self.limits.raw_preview_chars), fatal
+            self.file,
+            line,
+            field_name,
+            reason,
+            preview(raw, self.limits.raw_preview_chars),
+            fatal,
+            notice,
         )
 
     def unknown_fields(
