@@ -39,7 +39,13 @@ from producer_tools.readers.fields import (
     json_list_cell,
     type_name,
 )
-from producer_tools.readers.lines import InputSource, LineProblem, OpenedInput, iter_lines
+from producer_tools.readers.lines import (
+    InputSource,
+    JsonRecords,
+    LineProblem,
+    OpenedInput,
+    iter_lines,
+)
 from segflow.contract.enums import Operation, Source
 from segflow.contract.errors import RecordError
 from segflow.contract.ids import MAX_TIMESTAMP_MS, MS_PER_MINUTE, US_PER_MS
@@ -337,7 +343,11 @@ class MediarithmicsBuilder:
 
 
 class MediarithmicsNdjsonReader(Reader):
-    """NDJSON: one JSON object per line; blank lines ignored, CRLF and a BOM accepted."""
+    """NDJSON: one JSON object per line; blank lines ignored, CRLF and a BOM accepted.
+
+    An object spread over several lines (pretty-printed, as in the seed's curl example) is one
+    command, reported at its first line (``lines.JsonRecords``).
+    """
 
     format_name: ClassVar[str] = "mediarithmics-ndjson"
     source: ClassVar[Source] = Source.MEDIARITHMICS
@@ -364,8 +374,11 @@ class MediarithmicsNdjsonReader(Reader):
         build = self.builder.build
         loads = strict_loads
         error = self.error
-        for line, raw in iter_lines(opened.stream, self.limits.max_line_bytes):
-            self.lines_read = line
+        records = JsonRecords(
+            iter_lines(opened.stream, self.limits.max_line_bytes), self.limits.max_line_bytes
+        )
+        for line, raw in records:
+            self.lines_read = records.last
             if type(raw) is not bytes:
                 assert isinstance(raw, LineProblem)
                 yield line, error(line, None, raw.reason, raw.raw, raw.fatal)

@@ -28,7 +28,13 @@ from producer_tools.readers.fields import (
     is_absent,
     type_name,
 )
-from producer_tools.readers.lines import InputSource, LineProblem, OpenedInput, iter_lines
+from producer_tools.readers.lines import (
+    InputSource,
+    JsonRecords,
+    LineProblem,
+    OpenedInput,
+    iter_lines,
+)
 from segflow.contract.enums import Operation, Source
 from segflow.contract.errors import RecordError
 from segflow.contract.ids import MAX_TIMESTAMP_S, US_PER_S
@@ -56,7 +62,7 @@ _STATUSES = {
 
 
 class VillageReader(Reader):
-    """NDJSON of Village segment status changes."""
+    """NDJSON of Village segment status changes (a pretty-printed object is one command)."""
 
     format_name: ClassVar[str] = "village"
     source: ClassVar[Source] = Source.VILLAGE
@@ -84,8 +90,11 @@ class VillageReader(Reader):
         }
 
     def _read_opened(self, opened: OpenedInput, source: InputSource) -> Iterator[ReadItem]:
-        for line, raw in iter_lines(opened.stream, self.limits.max_line_bytes):
-            self.lines_read = line
+        records = JsonRecords(
+            iter_lines(opened.stream, self.limits.max_line_bytes), self.limits.max_line_bytes
+        )
+        for line, raw in records:
+            self.lines_read = records.last
             if type(raw) is not bytes:
                 assert isinstance(raw, LineProblem)
                 yield line, self.error(line, None, raw.reason, raw.raw, raw.fatal)

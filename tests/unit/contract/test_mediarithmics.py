@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from producer_tools.readers import ReaderLimits
 from segflow.contract.codec import decode, encode
 from segflow.contract.errors import RecordError
 from segflow.contract.models import validate_record
@@ -348,12 +349,60 @@ def test_blank_lines_crlf_and_bom() -> None:
     assert errors(items) == []
 
 
-def test_seed_curl_body_is_not_ndjson() -> None:
-    # The seed's curl example sends pretty-printed JSON; NDJSON needs one object per line.
-    body = b'{ \n        "operation": "UPDATE",\n        "segment_id": "1"\n      }\n'
-    _, items = read_bytes(NDJSON, body)
-    assert len(errors(items)) == 4
-    assert commands(items) == []
+# The seed's own curl body (placeholders filled in), byte for byte: one object over 7 lines.
+SEED_CURL_BODY = (
+    b'{ \n        "operation": "UPDATE",\n        "expiration_duration": 60,\n'
+    b'        "compartment_id": "1", \n        "user_account_id": "u-1",\n'
+    b'        "segment_id": "42"\n      }'
+)
+
+
+def test_seed_curl_body_is_one_command() -> None:
+    reader, items = read_bytes(NDJSON, SEED_CURL_BODY)
+    command = only_command(items)
+    assert items[0][0] == 1
+    assert command["user_key"] == "account:1:u-1"
+    assert command["segment_ids"] == ["42"]
+    assert command["expires_at_ms"] == CREATED_AT_MS + 60 * 60_000
+    assert reader.lines_read == 7
+
+
+def test_pretty_printed_objects_between_ndjson_lines() -> None:
+    pretty = json.dumps(json.loads(_line(email_hash="p1")), indent=2).encode() + b"\n"
+    data = _line() + pretty + b"\r\n" + pretty.replace(b"\n", b"\r\n") + _line(email_hash="h3")
+    _, items = read_bytes(NDJSON, data)
+    assert errors(items) == []
+    lines = [pos for pos, _ in items]
+    assert lines == [1, 2, 2 + pretty.count(b"\n") + 1, 2 + 2 * pretty.count(b"\n") + 1]
+    keys = [c["user_key"] for c in commands(items)]
+    assert keys == ["email_hash:h1", "email_hash:p1", "email_hash:p1", "email_hash:h3"]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "then"),
+    [
+        # Cut off, then NDJSON: the next unindented "{" starts afresh, nothing else is lost.
+        (b'{"operation": "UPDATE",\n  "segment_id": "1"\n', "not closed before line 3", 1),
+        (b'{\n  "operation": "UPDATE"\n', "not closed at the end of the input", 0),
+        (b'{"a": "{[ brackets in a string",\n"b": 1}\n', "", 0),
+    ],
+)
+def test_unclosed_multi_line_object_is_one_error(data: bytes, reason: str, then: int) -> None:
+    tail = _line(email_hash="ok") if then else b""
+    _, items = read_bytes(NDJSON, data + tail)
+    assert len(commands(items)) == then
+    error = errors(items)[0]
+    assert error.line == 1
+    assert reason in error.reason
+    assert len(errors(items)) == 1
+
+
+def test_multi_line_object_is_capped_by_max_line_bytes() -> None:
+    data = b"{\n" + b'  "x": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",\n' * 200 + b"}\n"
+    _, items = read_bytes(NDJSON, data + _line(), limits=ReaderLimits(max_line_bytes=1000))
+    assert len(errors(items)) == 1
+    assert "longer than 1000 bytes" in errors(items)[0].reason
+    assert len(commands(items)) == 1
 
 
 # --- CSV --------------------------------------------------------------------------------
