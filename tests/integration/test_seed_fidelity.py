@@ -1,0 +1,254 @@
+"""Seed fidelity (issue 14) through the real topic, consumer and Cassandra.
+
+Each test reads the state back from Cassandra (``members``/``user`` readers, the registry,
+``TTL()``/``WRITETIME()`` of the stored cells) after the real consumer applied the commands.
+Commands are built by the real readers where a seed's own example is at stake.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from producer_tools.readers import ReadContext, make_reader
+from segflow.contract.errors import RecordError
+from segflow.contract.records import CommandRecord
+from segflow.db.executions import ExecutionStore
+from segflow.db.membership import Member, MembershipReader
+from segflow.db.registry import SegmentRegistry
+from segflow.db.session import connect
+from segflow.kafka_admin import delete_topics, ensure_topics
+from segflow.settings import CassandraSettings, KafkaSettings
+from tests.support.consumer_harness import (
+    command,
+    consume_settings,
+    produce,
+    running_consumer,
+    wait_landed,
+)
+from tests.support.endpoints import Endpoints
+
+pytestmark = pytest.mark.integration
+
+US = 1_000_000
+DAY_MS = 86_400_000
+
+
+class Env:
+    """Topic + consumer + session shared by the module's tests."""
+
+    def __init__(self, kafka: KafkaSettings, session: Any) -> None:
+        self.kafka = kafka
+        self.session = session
+        self.store = ExecutionStore(session)
+        self.registry = SegmentRegistry(session, 4, 0)
+        self.reader = MembershipReader(session)
+
+    def execution(self, created_at_us: int | None = None) -> str:
+        tag = uuid.uuid4().hex[:8]
+        created = created_at_us or int(time.time() * US)
+        return self.store.create("seeds", f"{tag}.ndjson", "test", tag * 8, created).execution_id
+
+    def apply(self, execution_id: str, records: list[CommandRecord]) -> None:
+        """Produce ``records`` (in this order, one partition) and wait until all landed."""
+        produce(self.kafka, list(enumerate(records)), execution_id)
+        landed = wait_landed(self.store, execution_id, len(records))
+        assert landed.commands_dead_lettered == 0
+
+    def members(self, segment_id: str) -> dict[str, Member]:
+        segment = self.registry.get(segment_id, fresh=True)
+        assert segment is not None
+        return {m.user_key: m for m in self.reader.members(segment)}
+
+    def read(self, fmt: str, data: bytes, created_at_us: int) -> tuple[str, list[CommandRecord]]:
+        """Run a real reader over ``data`` for a new execution; its commands (no errors)."""
+        execution_id = self.execution(created_at_us)
+        ctx = ReadContext(execution_id, "cd" * 32, created_at_us, "seed-input")
+        items = list(make_reader(fmt, ctx).read(io.BytesIO(data)))
+        assert [i for _, i in items if isinstance(i, RecordError)] == []
+        return execution_id, [i for _, i in items if not isinstance(i, RecordError)]
+
+
+@pytest.fixture(scope="module")
+def env(endpoints: Endpoints, cassandra_settings: CassandraSettings) -> Iterator[Env]:
+    suffix = uuid.uuid4().hex[:8]
+    kafka = KafkaSettings(
+        bootstrap_servers=endpoints.bootstrap_servers,
+        commands_topic=f"seeds-{suffix}",
+        dead_letter_topic=f"seeds-dlq-{suffix}",
+        topic_partitions=1,
+    )
+    ensure_topics(kafka)
+    cluster, session = connect(cassandra_settings, cassandra_settings.keyspace)
+    try:
+        with running_consumer(consume_settings(kafka, cassandra_settings)):
+            yield Env(kafka, session)
+    finally:
+        cluster.shutdown()
+        delete_topics(kafka, [kafka.commands_topic, kafka.dead_letter_topic])
+
+
+def _segment() -> str:
+    return f"seed-{uuid.uuid4().hex[:10]}"
+
+
+def _document(segment_id: str, name: str, persons: list[str] | None) -> bytes:
+    """Seed 003's example document, placeholders filled in (``persons`` left out if None)."""
+    doc: dict[str, Any] = {
+        "id": segment_id,
+        "name": name,
+        "description": f"about {name}",
+        "broadcastMediumId": "bm-1",
+        "segmentType": "static",
+    }
+    if persons is not None:
+        doc["persons"] = [
+            {
+                "substitutionTags": [{"tag": "city", "value": "Lyon"}],
+                "externalId": external,
+                "firstName": "F",
+                "lastName": "L",
+                "phone": "+33100000000",
+                "email": f"{external}@example.com",
+            }
+            for external in persons
+        ]
+    return json.dumps(doc, indent=2).encode()
+
+
+# --- Segment definitions: decided by version (14.6) and definition-only documents (14.5) ----
+
+
+def test_older_definition_applied_first_does_not_shadow_a_newer_one(env: Env) -> None:
+    # The lagging-consumer case: the older document creates the segment when it is applied;
+    # the newer one, applied after, must win although its version is older than that creation.
+    segment = _segment()
+    base = int(time.time() * US) - 3600 * US
+    old_run, old = env.read("segmenter", _document(segment, "N1", ["a"]), base)
+    new_run, new = env.read("segmenter", _document(segment, "N2", ["a"]), base + 60 * US)
+    env.apply(old_run, old)
+    env.apply(new_run, new)
+    registered = env.registry.get(segment, fresh=True)
+    assert registered is not None
+    assert registered.name == "N2"
+    assert registered.description == "about N2"
+
+
+def test_newer_definition_applied_first_stays(env: Env) -> None:
+    segment = _segment()
+    base = int(time.time() * US) - 3600 * US
+    old_run, old = env.read("segmenter", _document(segment, "N1", []), base)
+    new_run, new = env.read("segmenter", _document(segment, "N2", []), base + 60 * US)
+    env.apply(new_run, new)
+    env.apply(old_run, old)
+    registered = env.registry.get(segment, fresh=True)
+    assert registered is not None
+    assert registered.name == "N2"
+
+
+def test_definition_after_an_identity_only_creation_is_applied(env: Env) -> None:
+    # A segment created first without a definition (auto-created by a feed command, or by
+    # `segments create ID`): a definition versioned before that creation still applies.
+    segment = _segment()
+    env.registry.create(segment, bucket_count=4)
+    run, records = env.read(
+        "segmenter", _document(segment, "Named", []), int(time.time() * US) - 3600 * US
+    )
+    env.apply(run, records)
+    registered = env.registry.get(segment, fresh=True)
+    assert registered is not None
+    assert registered.name == "Named"
+    assert registered.segment_type == "static"
+
+
+def test_definition_only_document_updates_the_definition_and_keeps_members(env: Env) -> None:
+    segment = _segment()
+    base = int(time.time() * US) - 3600 * US
+    run, records = env.read("segmenter", _document(segment, "Before", ["p1", "p2"]), base)
+    env.apply(run, records)
+    assert set(env.members(segment)) == {"user_id:p1", "user_id:p2"}
+    run, records = env.read("segmenter", _document(segment, "After", None), base + 60 * US)
+    assert [r["operation"] for r in records] == ["REPLACE_BEGIN"]
+    env.apply(run, records)
+    registered = env.registry.get(segment, fresh=True)
+    assert registered is not None
+    assert registered.name == "After"
+    assert set(env.members(segment)) == {"user_id:p1", "user_id:p2"}
+    assert {m.segment_id for m in env.reader.user_segments("user_id:p1")} >= {segment}
+
+
+# --- Tests that can fail (14.10): TTLs, technical names, the seed's own example bodies --------
+
+
+def test_feed_expiry_is_the_ttl_of_the_stored_cells(env: Env) -> None:
+    segment = _segment()
+    env.registry.create(segment, bucket_count=1)
+    run = env.execution()
+    now_ms = int(time.time() * 1000)
+    expires = now_ms + DAY_MS
+    add = command(run, "FEED_ADD", now_ms * 1000, "email_hash:ttl", [segment])
+    add["expires_at_ms"] = expires
+    add["data_bag"] = '{"k": 1}'
+    never = command(run, "FEED_ADD", now_ms * 1000, "email_hash:never", [segment])
+    env.apply(run, [add, never])
+    by_segment = {
+        row.user_key: row.ttl
+        for row in env.session.execute(
+            "SELECT user_key, TTL(data_bag) AS ttl FROM feed_by_segment "
+            "WHERE segment_id = %s AND bucket = 0",
+            (segment,),
+        )
+    }
+    by_user = env.session.execute(
+        "SELECT TTL(feed_member) AS ttl FROM segments_by_user "
+        "WHERE user_key = 'email_hash:ttl' AND segment_id = %s",
+        (segment,),
+    ).one()
+    applied_ms = int(time.time() * 1000)
+    # TTL = expiry - apply time (rounded up), read back after the apply: between the time
+    # left now and the time left when the command was built.
+    for ttl in (by_segment["email_hash:ttl"], by_user.ttl):
+        assert ttl is not None
+        assert (expires - applied_ms) // 1000 - 1 <= ttl <= (expires - now_ms) // 1000 + 1
+    assert by_segment["email_hash:never"] is None
+
+
+def test_technical_names_resolve_to_their_segment_in_the_consumer(env: Env) -> None:
+    segment = _segment()
+    name = f"tech-{uuid.uuid4().hex[:8]}"
+    env.registry.create(segment, technical_name=name, bucket_count=4)
+    data = json.dumps(
+        {
+            "operation": "UPDATE",
+            "expiration_duration": 0,
+            "email_hash": "by-name",
+            "segment_technical_names": [name],
+        }
+    ).encode()
+    run, records = env.read("mediarithmics-ndjson", data, int(time.time() * US))
+    assert records[0]["segment_ids"] == []
+    env.apply(run, records)
+    assert set(env.members(segment)) == {"email_hash:by-name"}
+    assert [m.segment_id for m in env.reader.user_segments("email_hash:by-name")] == [segment]
+
+
+def test_the_mediarithmics_curl_body_as_written_adds_the_user(env: Env) -> None:
+    segment = _segment()
+    env.registry.create(segment, bucket_count=4)
+    body = (
+        b'{ \n        "operation": "UPDATE",\n        "expiration_duration": 60,\n'
+        b'        "compartment_id": "1", \n        "user_account_id": "u-9",\n'
+        b'        "segment_id": "' + segment.encode() + b'"\n      }'
+    )
+    created = int(time.time() * US)
+    run, records = env.read("mediarithmics-ndjson", body, created)
+    env.apply(run, records)
+    member = env.members(segment)["account:1:u-9"]
+    assert member.expires_at is not None
+    assert int(member.expires_at.timestamp() * 1000) == created // 1000 + 60 * 60_000
