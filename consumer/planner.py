@@ -143,6 +143,7 @@ class CommandPlanner:
                         command_id,
                         OVERRIDE_STATE[operation],
                         ctx,
+                        (record["metadata"], record["reference_id"], record["description"]),
                     )
                 )
             else:

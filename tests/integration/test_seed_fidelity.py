@@ -252,3 +252,102 @@ def test_the_mediarithmics_curl_body_as_written_adds_the_user(env: Env) -> None:
     member = env.members(segment)["account:1:u-9"]
     assert member.expires_at is not None
     assert int(member.expires_at.timestamp() * 1000) == created // 1000 + 60 * 60_000
+
+
+# --- Village reset keeps the status; later feed changes decide (14.1) ------------------------
+
+
+def _village(
+    run: str, status: str, version: int, user: str, segment: str, **fields: Any
+) -> CommandRecord:
+    op = {"add": "OVERRIDE_ADD", "block": "OVERRIDE_BLOCK", "reset": "OVERRIDE_RESET"}[status]
+    record = command(run, op, version, user, [segment], source="VILLAGE")
+    record.update(fields)  # type: ignore[typeddict-item]
+    return record
+
+
+def _feed(run: str, add: bool, version: int, user: str, segment: str) -> CommandRecord:
+    return command(run, "FEED_ADD" if add else "FEED_REMOVE", version, user, [segment])
+
+
+def _both_views(env: Env, segment: str, user: str) -> Member | None:
+    """The user's membership read by segment and by user; both views must agree."""
+    by_segment = env.members(segment).get(user)
+    by_user = {m.segment_id: m for m in env.reader.user_segments(user)}.get(segment)
+    assert by_segment == by_user
+    return by_segment
+
+
+# (name, commands as (kind, version offset), member at the end?). Delivered in list order
+# and reversed: the result must not depend on it.
+RESET_CASES = [
+    # Seed: "This does not change Segment status". Today's code dropped the override.
+    ("add then reset keeps the user in", [("add", 1), ("reset", 2)], True),
+    ("feed in, block, reset keeps the user out", [("in", 1), ("block", 2), ("reset", 3)], False),
+    # "...allows Program and Rule logic to affect this user's Segment membership going forward"
+    ("a feed removal after the reset decides", [("add", 1), ("reset", 2), ("out", 3)], False),
+    ("a feed add after the reset decides", [("block", 1), ("reset", 2), ("in", 3)], True),
+    ("a feed change before the reset does not", [("add", 1), ("out", 2), ("reset", 3)], True),
+    (
+        "a second reset after a feed change holds the feed's status",
+        [("block", 1), ("reset", 2), ("in", 3), ("reset", 4)],
+        True,
+    ),
+    ("a reset without override changes nothing", [("in", 1), ("reset", 2)], True),
+    ("an override after the reset decides again", [("add", 1), ("reset", 2), ("block", 3)], False),
+    ("a reset at the override's version holds it", [("in", 1), ("block", 2), ("reset", 2)], False),
+    ("a removal at the reset's version decides", [("add", 1), ("reset", 2), ("out", 2)], False),
+    ("an add at the reset's version does not", [("block", 1), ("reset", 2), ("in", 2)], False),
+]
+
+
+@pytest.mark.parametrize(("name", "steps", "member"), RESET_CASES, ids=[c[0] for c in RESET_CASES])
+@pytest.mark.parametrize("order", ["forward", "reversed"])
+def test_village_reset_keeps_the_status_until_a_feed_change(
+    env: Env, name: str, steps: list[tuple[str, int]], member: bool, order: str
+) -> None:
+    segment = _segment()
+    env.registry.create(segment, bucket_count=2)
+    run = env.execution()
+    base = int(time.time() * US) - 3600 * US
+    user = "email:reset@example.com"
+    records = [
+        _feed(run, kind == "in", base + offset, user, segment)
+        if kind in ("in", "out")
+        else _village(run, kind, base + offset, user, segment)
+        for kind, offset in steps
+    ]
+    if order == "reversed":
+        records.reverse()
+    env.apply(run, records)
+    found = _both_views(env, segment, user)
+    assert (found is not None) == member, name
+    from tests.support.reference_model import effective_state
+
+    model = effective_state(records, int(time.time() * 1000))
+    assert (user in model.get(segment, {})) == member, f"reference model: {name}"
+
+
+# --- Village reporting fields stored with the override (14.2) --------------------------------
+
+
+def test_village_fields_are_stored_with_the_override(env: Env) -> None:
+    segment_number = int(time.time() * 1000) % 10**9
+    segment = str(segment_number)
+    env.registry.create(segment, bucket_count=2)
+    line = {
+        "user": "Ann@Example.com",
+        "segment_id": segment_number,
+        "user_status": "add",
+        "metadata": {"campaign": "spring", "score": 3},
+        "reference_id": "ref-77",
+        "description": "VIP from the CRM",
+    }
+    run, records = env.read("village", json.dumps(line).encode(), int(time.time() * US))
+    env.apply(run, records)
+    member = _both_views(env, segment, "email:ann@example.com")
+    assert member is not None
+    assert member.via == "override"
+    assert json.loads(member.metadata or "") == {"campaign": "spring", "score": 3}
+    assert member.reference_id == "ref-77"
+    assert member.description == "VIP from the CRM"
