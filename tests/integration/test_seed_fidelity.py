@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +28,7 @@ from segflow.db.registry import SegmentRegistry
 from segflow.db.session import connect
 from segflow.kafka_admin import delete_topics, ensure_topics
 from segflow.settings import CassandraSettings, KafkaSettings
+from tests.support.cli_env import segflow_env
 from tests.support.consumer_harness import (
     command,
     consume_settings,
@@ -331,7 +335,22 @@ def test_village_reset_keeps_the_status_until_a_feed_change(
 # --- Village reporting fields stored with the override (14.2) --------------------------------
 
 
-def test_village_fields_are_stored_with_the_override(env: Env) -> None:
+def _cli(env: Env, cassandra: CassandraSettings, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "segflow.cli", *args],
+        env=segflow_env(env.kafka, cassandra, SEGFLOW_LOG__LEVEL="WARNING"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_village_fields_are_stored_with_the_override(
+    env: Env, cassandra_settings: CassandraSettings, tmp_path: Path
+) -> None:
     segment_number = int(time.time() * 1000) % 10**9
     segment = str(segment_number)
     env.registry.create(segment, bucket_count=2)
@@ -351,3 +370,32 @@ def test_village_fields_are_stored_with_the_override(env: Env) -> None:
     assert json.loads(member.metadata or "") == {"campaign": "spring", "score": 3}
     assert member.reference_id == "ref-77"
     assert member.description == "VIP from the CRM"
+
+    # `members` / `user` show them; the export offers them as membership attributes.
+    [listed] = [
+        json.loads(x)
+        for x in _cli(
+            env, cassandra_settings, "members", segment, "--format", "ndjson"
+        ).splitlines()
+    ]
+    assert listed["reference_id"] == "ref-77"
+    assert listed["description"] == "VIP from the CRM"
+    assert json.loads(listed["metadata"]) == {"campaign": "spring", "score": 3}
+    [own] = [
+        json.loads(x)
+        for x in _cli(
+            env, cassandra_settings, "user", "email:Ann@Example.com", "--format", "ndjson"
+        ).splitlines()
+        if json.loads(x)["segment_id"] == segment
+    ]
+    assert own == listed
+    out = tmp_path / "export.json"
+    attributes = "membership.via,membership.metadata,membership.reference_id,membership.description"
+    _cli(env, cassandra_settings, "export", segment, "--attributes", attributes, "--out", str(out))
+    exported = json.loads(out.read_bytes())
+    assert exported["email:ann@example.com"]["sections"][segment]["attributes"] == {
+        "membership.via": {"value": "override"},
+        "membership.metadata": {"value": {"campaign": "spring", "score": 3}},
+        "membership.reference_id": {"value": "ref-77"},
+        "membership.description": {"value": "VIP from the CRM"},
+    }
