@@ -49,11 +49,12 @@ def test_partitions_assigned_while_holding_are_not_fetched(
             fetched.extend(m for m in consumer.consume(10, 0.5) if m.error() is None)
         assert fetched == [], f"{len(fetched)} records fetched while a batch was held"
         consumer.resume(consumer.assignment())
-        wait_until(
-            lambda: bool(fetched.extend(consumer.consume(10, 0.5))) or len(fetched) >= RECORDS,
-            60,
-            "the records once resumed",
-        )
+
+        def all_fetched() -> bool:
+            fetched.extend(m for m in consumer.consume(10, 0.5) if m.error() is None)
+            return len(fetched) >= RECORDS
+
+        wait_until(all_fetched, 60, "the records once resumed")
     finally:
         consumer.close()
         wired.close()
