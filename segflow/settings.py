@@ -309,6 +309,12 @@ class UploadOptions(BaseModel):
         gt=0,
         description="--wait on a non-interactive stderr: one progress line this often.",
     )
+    save_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a running upload saves its counters; the same save sees "
+        "`executions cancel` and stops the upload.",
+    )
 
     @field_validator("max_errors")
     @classmethod
