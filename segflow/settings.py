@@ -368,6 +368,13 @@ class ServeOptions(BaseModel):
         "default: the request's own scheme and host.",
     )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After on a pending poll.")
+    max_body_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        le=16 << 20,
+        description="Largest request body accepted (read only after the API key checked); "
+        "more -> 413.",
+    )
     page_size: int = Field(default=2000, ge=100, le=50_000, description="Cassandra page size.")
 
     _split = field_validator("api_keys", mode="before")(_split_commas)

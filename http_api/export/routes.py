@@ -223,7 +223,8 @@ class ExportApi:
 
         @wraps(handler)
         async def endpoint(request: Request) -> Response:
-            body = await request.body()
+            # The key first: an unauthenticated request is answered before one byte of its
+            # body is read, whatever it announces.
             key_id = ""
             if auth:
                 found = self.keys.identify(request.headers.get("x-api-key"))
@@ -232,6 +233,11 @@ class ExportApi:
                     self.metrics.requests.labels(name, "401").inc()
                     return response
                 key_id = found
+            body = await _read_body(request, self.service.options.max_body_bytes)
+            if body is None:
+                limit = self.service.options.max_body_bytes
+                self.metrics.requests.labels(name, "413").inc()
+                return _error(413, f"request body larger than {limit} bytes", None)
             response = await run_in_threadpool(handler, request, key_id, body)
             self.metrics.requests.labels(name, str(response.status_code)).inc()
             return response
@@ -253,6 +259,29 @@ class ExportApi:
         if configured:
             return configured.rstrip("/")
         return f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, read as it streams in; None as soon as it exceeds ``limit`` bytes.
+
+    A declared Content-Length over the limit is refused before reading; a chunked body is
+    cut off at the limit, so memory per request stays bounded either way.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                return None
+        except ValueError:
+            return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _gunzip(path: Path) -> Iterator[bytes]:
