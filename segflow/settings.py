@@ -349,6 +349,12 @@ class ServeOptions(BaseModel):
     max_pending_per_key: int = Field(
         default=5, ge=1, description="Exports queued or running per API key; more -> 429."
     )
+    max_ready_per_key: int = Field(
+        default=50,
+        ge=1,
+        description="Finished (READY, not yet expired) exports kept per API key; more -> 429. "
+        "Bounds the disk one key can fill.",
+    )
     workers: int = Field(default=2, ge=0, description="Background export worker threads.")
     max_attempts: int = Field(
         default=2, ge=1, description="Runs of one export job before it is marked failed."

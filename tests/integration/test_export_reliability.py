@@ -139,3 +139,32 @@ def test_the_lease_is_renewed_by_time_without_any_progress(
     assert renewed.lease_until is not None
     assert renewed.lease_until > claimed.lease_until
     assert not lease.lost
+
+
+def test_concurrent_requests_of_one_key_never_pass_the_pending_limit(
+    api_factory: Callable[..., Api],
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    api = api_factory(max_pending_per_key=5)
+    store = api.service.store
+    for _round in range(4):  # the race is a matter of timing: several rounds of 20 at once
+        with ThreadPoolExecutor(20) as pool:
+            replies = list(pool.map(lambda _i: api.post({"attributes": ["email"]}), range(20)))
+        statuses = sorted(reply.status for reply in replies)
+        queued = [job for job in store.all() if job.open]
+        assert len(queued) == 5, statuses
+        assert statuses.count(201) == 5, statuses
+        assert set(statuses) <= {201, 429, 503}
+        for job in queued:
+            store.delete(job.export_id)
+
+
+def test_ready_exports_per_key_are_bounded(api_factory: Callable[..., Api]) -> None:
+    api = api_factory(max_ready_per_key=2)
+    for _ in range(2):
+        assert api.post({"attributes": ["email"]}).status == 201
+        assert api.service.run_once(janitor=False)
+    over = api.post({"attributes": ["email"]})
+    assert over.status == 429
+    assert "finished exports" in over.json()["error"]
