@@ -31,7 +31,7 @@ from producer_tools.readers.fields import (
 from producer_tools.readers.lines import InputSource, LineProblem, OpenedInput, iter_lines
 from segflow.contract.enums import Operation, Source
 from segflow.contract.errors import RecordError
-from segflow.contract.ids import MAX_TIMESTAMP_S, US_PER_S
+from segflow.contract.ids import MAX_TIMESTAMP_S, MAX_VERSION, US_PER_S
 from segflow.contract.jsontext import JSON_ERRORS, compact_json, strict_loads
 from segflow.contract.models import MAX_SEGMENT_REF_CHARS
 from segflow.contract.records import CommandRecord
@@ -182,6 +182,12 @@ class VillageReader(Reader):
             )
         else:
             version = timestamp * US_PER_S + line
+            if version > MAX_VERSION:
+                raise FieldError(
+                    "status_change_timestamp",
+                    f"with line {line} the version passes the last µs of year 9999 "
+                    "(the contract's maximum version)",
+                )
 
         record = self.template.copy()
         record["command_id"] = self.ids.command_id(line)

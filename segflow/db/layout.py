@@ -9,7 +9,10 @@ live here, once.
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, date, datetime
+from datetime import date
+from functools import lru_cache
+
+from segflow.contract.ids import US_PER_DAY, version_day
 
 EVENT_SHARDS = 16
 # Cassandra refuses TTLs above 20 years; a longer expiry is stored (expires_at) without a TTL
@@ -33,5 +36,11 @@ def event_shard(user_key: str) -> int:
 
 
 def event_day(version_us: int) -> date:
-    """UTC day of a version, the time bucket of membership_events."""
-    return datetime.fromtimestamp(version_us / 1_000_000, tz=UTC).date()
+    """UTC day of a version, the time bucket of membership_events (exact up to year 9999)."""
+    return _day(version_us // US_PER_DAY)
+
+
+@lru_cache(maxsize=1024)
+def _day(day_number: int) -> date:
+    """The date of a day number: the versions of a batch share a few days, so it is cached."""
+    return version_day(day_number * US_PER_DAY)
