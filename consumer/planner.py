@@ -17,8 +17,9 @@ from consumer.plan import Context, plan_command
 from segflow.contract.codec import Codec
 from segflow.contract.enums import SEGMENT_LEVEL_OPERATIONS
 from segflow.contract.errors import DecodeError
-from segflow.contract.models import InvalidCommandError, validate_record
+from segflow.contract.models import InvalidCommandError
 from segflow.contract.records import CommandRecord
+from segflow.contract.validation import check_record
 from segflow.db.executions import ExecutionStore
 from segflow.db.registry import Segment, SegmentRegistry
 from segflow.headers import EXECUTION_ID, SEQUENCE
@@ -68,7 +69,7 @@ class CommandPlanner:
                 continue
             execution_id = record["execution_id"] or execution_id
             try:
-                validate_record(record)
+                check_record(record)
                 batch.writes.extend(self._plan(record, ctx))
             except InvalidCommandError as exc:
                 batch.dead_letters.append(
