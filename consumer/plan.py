@@ -4,6 +4,10 @@ Every write carries the command's version as its write timestamp, which is what 
 consumer idempotent and order-independent: applying the same writes twice, or in another
 order, leaves the same cells. See the README's "Membership semantics" for the contract.
 
+Time columns are bound as the integers CQL carries (``timestamp``: ms since the epoch,
+``date``: days since the epoch + 2^31), exact for every version and expiry of the contract
+and cheaper on both sides than a ``datetime`` the driver would take apart again.
+
 Writes per command (one segment): feed add/remove 3 (by segment, by user, event); override
 add/block/reset 3; replace member 4 (+ profile); replace begin 1 (definition); replace end
 ``bucket_count`` partition deletions + 2 (registry clear mark and definition).
@@ -12,16 +16,14 @@ add/block/reset 3; replace member 4 (+ profile); replace begin 1 (definition); r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from consumer.batch import UNSET, Write
 from consumer.statements import Stmt
 from segflow.contract.enums import Operation
-from segflow.contract.ids import ms_datetime, version_datetime
 from segflow.contract.records import CommandRecord
-from segflow.db.layout import EVENT_SHARDS, MAX_TTL_S, event_day, user_hash
+from segflow.db.layout import EVENT_SHARDS, MAX_TTL_S, cql_event_day, user_hash
 
 _FEED_ADD = Operation.FEED_ADD.value
 _REPLACE_BEGIN = Operation.REPLACE_BEGIN.value
@@ -46,14 +48,10 @@ class PlannedSegment(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Apply-time facts the plan depends on (one per batch; ``applied_at`` is built once)."""
+    """Apply-time facts the plan depends on (one per batch)."""
 
     now_ms: int
     events_ttl_s: int
-    applied_at: datetime = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "applied_at", ms_datetime(self.now_ms))
 
 
 def plan_command(
@@ -150,7 +148,7 @@ def plan_feed(
         if expires_at_ms is not None:
             ttl = -(-(expires_at_ms - ctx.now_ms) // 1000)
             ttl = 0 if ttl > MAX_TTL_S else ttl
-            expires = ms_datetime(expires_at_ms)
+            expires = expires_at_ms
         writes = [
             Write(
                 Stmt.FEED_UPSERT_SEGMENT,
@@ -242,7 +240,7 @@ def plan_definition(segment_id: str, version: int, definition: Mapping[str, Any]
             _or_unset(definition.get("description")),
             _or_unset(definition.get("segment_type")),
             _or_unset(definition.get("broadcast_medium_id")),
-            version_datetime(version),
+            version // 1000,
             segment_id,
         ),
     )
@@ -279,7 +277,7 @@ def plan_profile(user_key: str, version: int, person: Mapping[str, Any]) -> Writ
             _or_unset(person.get("email")),
             _or_unset(person.get("phone")),
             tags,
-            version_datetime(version),
+            version // 1000,
             user_key,
         ),
     )
@@ -299,13 +297,13 @@ def _event(
         Stmt.EVENT,
         (
             segment_id,
-            event_day(version),
+            cql_event_day(version),
             hashed % EVENT_SHARDS,
             version,
             command_id,
             user_key,
             operation,
-            ctx.applied_at,
+            ctx.now_ms,
             version,
             ctx.events_ttl_s,
         ),

@@ -35,6 +35,15 @@ def event_shard(user_key: str) -> int:
     return user_hash(user_key) % EVENT_SHARDS
 
 
+# CQL ``date`` on the wire: unsigned days with the epoch at 2^31 (the driver binds an int as is).
+CQL_DATE_EPOCH = 1 << 31
+
+
+def cql_event_day(version_us: int) -> int:
+    """``event_day`` as the integer CQL carries: the writer binds it without building a date."""
+    return version_us // US_PER_DAY + CQL_DATE_EPOCH
+
+
 def event_day(version_us: int) -> date:
     """UTC day of a version, the time bucket of membership_events (exact up to year 9999)."""
     return _day(version_us // US_PER_DAY)

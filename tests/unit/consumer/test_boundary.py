@@ -13,7 +13,6 @@ replaced by a pure resolution (every id and technical name is a registered segme
 from __future__ import annotations
 
 import random
-from datetime import date, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,10 +22,11 @@ from consumer.plan import Context, plan_command
 from consumer.statements import Stmt
 from segflow.contract.codec import default_codec
 from segflow.contract.errors import DecodeError
+from segflow.contract.ids import MAX_TIMESTAMP_MS, MAX_VERSION, US_PER_DAY
 from segflow.contract.models import InvalidCommandError
 from segflow.contract.records import CommandRecord
 from segflow.contract.validation import check_record
-from segflow.db.layout import EVENT_SHARDS, MAX_TTL_S
+from segflow.db.layout import CQL_DATE_EPOCH, EVENT_SHARDS, MAX_TTL_S
 from segflow.db.registry import Segment
 from tests.unit.contract.wide_records import BATCH, BOUNDARY, damaged, seeds, wide_record
 
@@ -36,6 +36,15 @@ LONG_MIN, LONG_MAX = -(1 << 63), (1 << 63) - 1
 INT_MAX = (1 << 31) - 1
 # Where the bound values of each statement hold a TTL (CQL int, 0 = none, at most 20 years).
 TTL_AT = {Stmt.FEED_UPSERT_SEGMENT: 7, Stmt.FEED_UPSERT_USER: 1, Stmt.EVENT: 9}
+# Where they hold a CQL timestamp (ms; year 9999 at most) and the last CQL date of year 9999.
+TIMESTAMP_AT = {
+    Stmt.FEED_UPSERT_SEGMENT: 4,
+    Stmt.FEED_UPSERT_USER: 3,
+    Stmt.EVENT: 7,
+    Stmt.SEGMENT_DEFINITION: 5,
+    Stmt.PROFILE_UPSERT: 7,
+}
+MAX_DAY = MAX_VERSION // US_PER_DAY
 KEY_BYTES = 65_535  # Cassandra's limit for one partition or clustering key component
 
 
@@ -62,20 +71,21 @@ def assert_bindable(record: CommandRecord, writes: list[Write]) -> None:
             continue  # a 1000-segment command: one write of each shape is checked in full
         seen.add(shape)
         for value in write.values:
-            assert (
-                value is None
-                or value is UNSET
-                or isinstance(value, str | int | datetime | date | dict)
-            ), (write.stmt, type(value))
+            assert value is None or value is UNSET or type(value) in (str, int, dict), (
+                write.stmt,
+                type(value),
+            )
             if type(value) is int:
                 assert LONG_MIN <= value <= LONG_MAX, write.stmt
-            elif isinstance(value, datetime):
-                assert value.year <= 9999
             elif isinstance(value, str) and value in (record["user_key"], record["command_id"]):
                 assert len(value.encode()) <= KEY_BYTES
         if write.stmt in TTL_AT:
             assert 0 <= write.values[TTL_AT[write.stmt]] <= max(MAX_TTL_S, CTX.events_ttl_s)
+        if write.stmt in TIMESTAMP_AT:
+            moment = write.values[TIMESTAMP_AT[write.stmt]]
+            assert moment is None or 0 <= moment <= MAX_TIMESTAMP_MS, write.stmt
         if write.stmt is Stmt.EVENT:
+            assert CQL_DATE_EPOCH <= write.values[1] <= CQL_DATE_EPOCH + MAX_DAY
             assert 0 <= write.values[2] < EVENT_SHARDS
         if write.stmt in (Stmt.FEED_UPSERT_SEGMENT, Stmt.OVERRIDE_SET_SEGMENT):
             assert 0 <= write.values[1] < 64

@@ -6,25 +6,35 @@ command's version (the idempotence argument), which these tests pin down value b
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from consumer.batch import UNSET, Write
 from consumer.plan import Context, plan_command
 from consumer.statements import Stmt
-from segflow.contract.ids import MAX_TIMESTAMP_MS, MAX_VERSION
+from segflow.contract.ids import MAX_TIMESTAMP_MS, MAX_VERSION, version_datetime
 from segflow.contract.models import validate_record
 from segflow.contract.records import CommandRecord, command_record
-from segflow.db.layout import EVENT_SHARDS, MAX_TTL_S, bucket_of, event_shard
+from segflow.db.layout import (
+    EVENT_SHARDS,
+    MAX_TTL_S,
+    bucket_of,
+    cql_event_day,
+    event_day,
+    event_shard,
+)
 from segflow.db.registry import Segment
 
 NOW_MS = 1_750_000_000_000
 CTX = Context(now_ms=NOW_MS, events_ttl_s=86_400)
-APPLIED_AT = datetime.fromtimestamp(NOW_MS / 1000, tz=UTC)
 VERSION = 1_700_000_000_123_456
-DAY = date(2023, 11, 14)
+VERSION_MS = 1_700_000_000_123  # updated_at: CQL timestamps are ms
+# CQL date of 2023-11-14: days since the epoch + 2^31.
+DAY = (date(2023, 11, 14) - date(1970, 1, 1)).days + 2**31
 USER = "email_hash:abc"
 CID = "c" * 32
 
@@ -58,7 +68,7 @@ def event(operation: str, segment_id: str = "s1", version: int = VERSION) -> Wri
             CID,
             USER,
             operation,
-            APPLIED_AT,
+            NOW_MS,
             version,
             86_400,
         ),
@@ -88,13 +98,9 @@ def test_feed_add_without_expiry_is_a_live_row_without_ttl() -> None:
 )
 def test_feed_add_ttl_counts_whole_seconds_up_to_the_limit(expires_at_ms: int, ttl: int) -> None:
     writes = plan_command(record("FEED_ADD", expires_at_ms=expires_at_ms), [segment()], CTX)
-    expires = writes[0].values[4]
     assert writes[0].values[-1] == ttl
     assert writes[1].values[1] == ttl
-    assert expires == datetime.fromtimestamp(expires_at_ms // 1000, tz=UTC).replace(
-        microsecond=expires_at_ms % 1000 * 1000
-    )
-    assert writes[1].values[3] == expires
+    assert writes[0].values[4] == writes[1].values[3] == expires_at_ms
 
 
 @pytest.mark.parametrize("expires_at_ms", [0, NOW_MS - 1, NOW_MS])
@@ -158,7 +164,7 @@ def test_replace_begin_upserts_the_definition_only() -> None:
                 UNSET,
                 UNSET,
                 "b",
-                datetime(2023, 11, 14, 22, 13, 20, 123_456, UTC),
+                VERSION_MS,
                 "s1",
             ),
         )
@@ -207,7 +213,7 @@ def test_replace_member_is_a_feed_add_event_replace_and_a_profile() -> None:
         "e@x",
         UNSET,
         {"t": "2"},  # the last value sent for a tag wins
-        datetime(2023, 11, 14, 22, 13, 20, 123_456, UTC),
+        VERSION_MS,
         user,
     )
 
@@ -217,10 +223,23 @@ def test_the_largest_version_plans_to_the_last_microsecond_of_year_9999() -> Non
     top = {**record("REPLACE_BEGIN", user_key=None, segment={"id": "s1"}), "version": MAX_VERSION}
     validate_record(top)
     (write,) = plan_command(top, [segment()], CTX)  # type: ignore[arg-type]
-    assert write.values[5] == datetime(9999, 12, 31, 23, 59, 59, 999_999, UTC)
+    assert write.values[5] == as_ms(datetime(9999, 12, 31, 23, 59, 59, 999_000, UTC))
     feed = {**record("FEED_REMOVE"), "version": MAX_VERSION}
     writes = plan_command(feed, [segment()], CTX)  # type: ignore[arg-type]
-    assert writes[2].values[1] == date(9999, 12, 31)
+    assert writes[2].values[1] == (date(9999, 12, 31) - date(1970, 1, 1)).days + 2**31
+    assert event_day(MAX_VERSION) == date(9999, 12, 31)
+
+
+def as_ms(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+@given(st.integers(0, MAX_VERSION))
+def test_the_cql_event_day_is_the_event_day(version: int) -> None:
+    """The writer binds the integer, the readers query by ``date``: they must be one day."""
+    cql = cql_event_day(version)
+    assert date(1970, 1, 1) + timedelta(days=cql - 2**31) == event_day(version)
+    assert event_day(version) == version_datetime(version).date()
 
 
 def test_every_event_shard_is_reachable_and_bounded() -> None:
