@@ -17,6 +17,7 @@ double, bytes, string, enum, array, record, two-branch nullable unions); anythin
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -33,22 +34,37 @@ class NotFastDecodable(ValueError):  # noqa: N818 - a verdict, not a failure: "u
     """The bytes are not a record this decoder is sure to read as fastavro does."""
 
 
-def _long_tail(buf: bytes, pos: int, first: int) -> tuple[int, int]:
-    """The rest of a multi-byte varint whose first byte was ``first``: (value, next pos)."""
-    n = first & 0x7F
-    shift = 7
-    while True:
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        if b < 0x80:
-            break
-        shift += 7
-        if shift > 63:
-            raise NotFastDecodable("varint longer than 10 bytes")
-    if n >> 64:
-        raise NotFastDecodable("varint beyond 64 bits")
-    return (n >> 1) ^ -(n & 1), pos
+# A varint: up to 9 bytes with the continuation bit, then one without (10 bytes at most).
+_VARINT = re.compile(rb"[\x80-\xff]{0,9}[\x00-\x7f]").match
+# Versions and expiries of one file share their high bits: the value of a varint's bytes after
+# its first two (14 bits) is cached by those bytes, so a 9-byte version costs one dict lookup.
+_HIGH: dict[bytes, int] = {}
+_HIGH_MAX = 4096
+
+
+def _long_tail(buf: bytes, pos: int) -> tuple[int, int]:
+    """The multi-byte varint (zig-zag long) at ``pos``: (value, next pos)."""
+    match = _VARINT(buf, pos)
+    if match is None:
+        raise NotFastDecodable("varint longer than 10 bytes or cut off")
+    end = match.end()
+    low = (buf[pos] & 0x7F) | (buf[pos + 1] & 0x7F) << 7
+    if end - pos > 2:
+        tail = buf[pos + 2 : end]
+        high = _HIGH.get(tail)
+        if high is None:
+            high = 0
+            for shift, byte in enumerate(tail):
+                high |= (byte & 0x7F) << (7 * shift)
+            if len(_HIGH) >= _HIGH_MAX:
+                _HIGH.clear()
+            _HIGH[tail] = high
+        n = low | high << 14
+        if n >> 64:
+            raise NotFastDecodable("varint beyond 64 bits")
+    else:
+        n = low
+    return (n >> 1) ^ -(n & 1), end
 
 
 class _Generator:
@@ -103,11 +119,11 @@ class _Generator:
 
     def long(self, var: str, indent: int) -> None:
         self.emit(indent, "b = buf[p]")
-        self.emit(indent, "p += 1")
         self.emit(indent, "if b < 128:")
         self.emit(indent + 1, f"{var} = ZZ[b]")
+        self.emit(indent + 1, "p += 1")
         self.emit(indent, "else:")
-        self.emit(indent + 1, f"{var}, p = long_tail(buf, p, b)")
+        self.emit(indent + 1, f"{var}, p = long_tail(buf, p)")
 
     def value(self, node: Any, var: str, indent: int) -> None:
         node = self.resolve(node)
@@ -144,12 +160,14 @@ class _Generator:
             self.emit(indent, f"{var} = buf[p:e]" + (".decode()" if kind == "string" else ""))
             self.emit(indent, "p = e")
         elif kind == "enum":
-            symbols = self.const(tuple(node["symbols"]))
-            index = self.var("i")
-            self.long(index, indent)
-            self.emit(indent, f"if not 0 <= {index} < {len(node['symbols'])}:")
+            if len(node["symbols"]) > 64:
+                raise UnsupportedSchemaError("enums of more than 64 symbols are not supported")
+            # Index i is the one byte 2i: a dict from that byte to the symbol.
+            symbols = self.const({2 * i: symbol for i, symbol in enumerate(node["symbols"])})
+            self.emit(indent, f"{var} = {symbols}.get(buf[p])")
+            self.emit(indent, f"if {var} is None:")
             self.emit(indent + 1, "raise NFD('enum index')")
-            self.emit(indent, f"{var} = {symbols}[{index}]")
+            self.emit(indent, "p += 1")
         elif kind == "array":
             self.array(node, var, indent)
         elif kind in ("record", "error"):
