@@ -14,7 +14,11 @@ from functools import lru_cache
 
 from segflow.contract.ids import US_PER_DAY, version_day
 
-EVENT_SHARDS = 16
+# Shards of a (segment, day) of membership_events: enough that 100M commands on one segment in
+# one day (one replace shares a single version, so time buckets cannot spread it) stay below
+# 100k rows per partition: 100M / 1024 = 97.7k (schemas/README.md, "Partition sizes"). Rows
+# written before V005 used 16 shards; readers read all 1024, which include those 16.
+EVENT_SHARDS = 1024
 # Cassandra refuses TTLs above 20 years; a longer expiry is stored (expires_at) without a TTL
 # and readers still hide the row once expires_at has passed.
 MAX_TTL_S = 20 * 365 * 24 * 3600

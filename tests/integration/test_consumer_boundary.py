@@ -13,13 +13,12 @@ from datetime import date
 from typing import Any
 
 import pytest
-from cassandra.query import ValueSequence
 
 from segflow.contract.codec import encode
 from segflow.contract.ids import MAX_VERSION
 from segflow.contract.records import CommandRecord
 from segflow.db.executions import ExecutionStore
-from segflow.db.layout import EVENT_SHARDS
+from segflow.db.layout import event_shard
 from segflow.db.membership import MembershipReader
 from segflow.db.registry import SegmentRegistry
 from segflow.settings import CassandraSettings, KafkaSettings
@@ -66,8 +65,8 @@ def test_edge_records_are_applied_or_dead_lettered_and_consuming_goes_on(
     assert members == {*users, "user_id:last"}
     events = cassandra_session.execute(
         f"SELECT user_key, operation FROM {cassandra_settings.keyspace}.membership_events "
-        "WHERE segment_id = %s AND day = %s AND shard IN %s",
-        (segment, date(9999, 12, 31), ValueSequence(range(EVENT_SHARDS))),
+        "WHERE segment_id = %s AND day = %s AND shard = %s",
+        (segment, date(9999, 12, 31), event_shard("user_id:last")),
     )
     assert [(row.user_key, row.operation) for row in events] == [("user_id:last", "add")]
 

@@ -243,5 +243,5 @@ def test_the_cql_event_day_is_the_event_day(version: int) -> None:
 
 
 def test_every_event_shard_is_reachable_and_bounded() -> None:
-    shards = {event_shard(f"user_id:{i}") for i in range(2000)}
+    shards = {event_shard(f"user_id:{i}") for i in range(20_000)}
     assert shards == set(range(EVENT_SHARDS))
