@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cassandra.query import UNSET_VALUE
+
 from consumer.dead_letter import DeadLetter
 from consumer.statements import Stmt
 
@@ -22,11 +24,9 @@ class Write:
     values: tuple[Any, ...]
 
 
-class Unset:
-    """Marker for a column the write must leave untouched (bound as the driver's UNSET)."""
-
-
-UNSET = Unset()
+# A column the write must leave untouched: the driver's own marker, so values bind as planned
+# without copying every tuple to swap a marker of ours.
+UNSET: Any = UNSET_VALUE
 
 
 @dataclass
@@ -39,3 +39,6 @@ class PlannedBatch:
     applied_by_operation: dict[str, int] = field(default_factory=dict)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     dead_letters_sent: bool = False
+    # The records the batch was planned from (set by the loop): a batch Cassandra refuses in
+    # part is re-planned record by record to find the records to dead-letter.
+    messages: list[Any] = field(default_factory=list)
