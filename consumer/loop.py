@@ -42,6 +42,7 @@ from consumer.writer import (
     TRANSIENT_ERRORS,
     CassandraUnavailableError,
     CassandraWriter,
+    PermanentWriteError,
     WriteJob,
     WriteOutcome,
 )
@@ -272,11 +273,13 @@ class ConsumerLoop:
         letters: list[Any] = []
         progress: list[tuple[Any, tuple[Any, ...]]] = []
         applied: Counter[str] = Counter()
+        planned = 0
         for message in batch.messages:
             alone = self._planner.plan([message])
             if alone.dead_letters:  # dead-lettered when planned, already sent
                 progress.extend(alone.extra)
                 continue
+            planned += 1
             result = self._writer.write(alone.writes)
             if result.rejected:
                 errors = ", ".join(sorted(set(result.rejected.values())))
@@ -288,6 +291,14 @@ class ConsumerLoop:
             else:
                 progress.extend(alone.extra)
                 applied.update(alone.applied_by_operation)
+        if planned > 1 and len(letters) == planned:
+            # Every record refused: a setting or the server (e.g. an events TTL past what the
+            # node accepts), not the records. Dead-lettering them all would lose the stream.
+            self._metrics.unattributed_write_errors.inc()
+            raise PermanentWriteError(
+                f"Cassandra refused the writes of all {planned} records of a batch: "
+                + ", ".join(sorted(set(outcome.rejected.values())))
+            )
         self._dlq.send(letters)
         batch.dead_letters.extend(letters)
         batch.applied_by_operation = dict(applied)
