@@ -42,3 +42,6 @@ class PlannedBatch:
     applied_by_operation: dict[str, int] = field(default_factory=dict)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     dead_letters_sent: bool = False
+    # The records the batch was planned from (set by the loop): a batch Cassandra refuses in
+    # part is re-planned record by record to find the records to dead-letter.
+    messages: list[Any] = field(default_factory=list)

@@ -89,6 +89,20 @@ class CommandPlanner:
         batch.applied_by_operation = dict(operations)
         return batch
 
+    def reject(self, message: Any, reason: str, error: str) -> PlannedBatch:
+        """Dead-letter one record the planner accepted but Cassandra refused to store."""
+        headers = list(message.headers() or [])
+        execution_id = _header(headers, EXECUTION_ID)
+        dead: list[tuple[str, int]] = []
+        _mark(dead, execution_id, _sequence(headers))
+        batch = PlannedBatch(
+            dead_letters=[_letter(message, headers, reason, error, execution_id)],
+            extra=self._executions.record_progress([], dead),
+        )
+        key = (message.topic(), message.partition())
+        batch.next_offsets[key] = message.offset() + 1
+        return batch
+
     def _plan(self, record: CommandRecord, ctx: Context) -> list[Write]:
         operation = record["operation"]
         if operation in SEGMENT_LEVEL_OPERATIONS:

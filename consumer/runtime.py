@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumer.dead_letter import DeadLetterSink
+from consumer.grouping import StatementGrouper
 from consumer.http_endpoints import HealthServer
 from consumer.loop import ConsumerLoop
 from consumer.metrics import ConsumerMetrics
@@ -24,10 +25,9 @@ from segflow.db.probe import CassandraProbe
 from segflow.db.registry import SegmentRegistry
 from segflow.db.session import connect
 from segflow.logs import configure_logging
-from segflow.settings import ConsumeSettings
+from segflow.settings import LIVENESS_STALL_S, ConsumeSettings
 
 log = logging.getLogger(__name__)
-LIVENESS_STALL_S = 120.0
 
 
 @dataclass
@@ -59,6 +59,14 @@ def build(settings: ConsumeSettings) -> Consumer:
             opts.retry_initial_s,
             opts.retry_max_s,
             opts.retry_attempts,
+            grouper=StatementGrouper(
+                opts.write_grouping,
+                opts.group_max_rows,
+                opts.group_max_bytes,
+                lambda: cluster.metadata.token_map,
+            ),
+            deadline_s=opts.write_deadline_s,
+            request_timeout_s=settings.cassandra.request_timeout_s,
         )
         planner = CommandPlanner(
             default_codec(),
