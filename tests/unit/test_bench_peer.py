@@ -29,7 +29,7 @@ from bench.bench_peer import (
     tsv_line,
 )
 from bench.child_stats import proc_cpu_s
-from segflow.contract.records import command_record
+from segflow.contract.records import CommandRecord, command_record
 from segflow.db.layout import bucket_of
 
 NOW_MS = 1_780_000_000_000
@@ -113,35 +113,30 @@ def test_tsv_line_refuses_a_field_with_a_separator() -> None:
         tsv_line(row(data_bag="a\tb"))
 
 
-def test_feed_row_is_the_consumers_row_for_an_add() -> None:
-    cmd = command_record(
+def feed_command(operation: str) -> CommandRecord:
+    """A one-segment feed command expiring 1.5 s after NOW_MS."""
+    return command_record(
         command_id="c9",
         execution_id="e",
-        operation="FEED_ADD",
+        operation=operation,
         version=42,
         user_key="user_id:u9",
         segment_ids=["seg-a"],
         expires_at_ms=NOW_MS + 1500,
-        data_bag=None,
     )
-    found = feed_row(cmd, 64, NOW_MS)
+
+
+def test_feed_row_is_the_consumers_row_for_an_add() -> None:
+    found = feed_row(feed_command("FEED_ADD"), 64, NOW_MS)
+    # TTL rounds up: 1.5 s to the expiry is a 2 s TTL, as consumer.plan computes it.
     assert found == FeedRow(
         "seg-a", bucket_of("user_id:u9", 64), "user_id:u9", None, NOW_MS + 1500, "c9", 42, 2
     )
 
 
 def test_feed_row_refuses_a_removal() -> None:
-    cmd = command_record(
-        command_id="c9",
-        execution_id="e",
-        operation="FEED_REMOVE",
-        version=42,
-        user_key="user_id:u9",
-        segment_ids=["seg-a"],
-        expires_at_ms=NOW_MS + 1500,
-    )
     with pytest.raises(ValueError, match="FEED_ADD"):
-        feed_row(cmd, 64, NOW_MS)
+        feed_row(feed_command("FEED_REMOVE"), 64, NOW_MS)
 
 
 def test_feed_adds_gives_exactly_the_count_all_adds_with_the_expiry() -> None:
