@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SEGFLOW := $(BIN)/segflow
 
-.PHONY: demo test lint typecheck pytest stack-up stack-down install clean bench-peer
+.PHONY: demo test lint typecheck pytest stack-up stack-down install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,7 @@ test: lint typecheck pytest
 ## segflow consume vs Kafka Connect + Camel CQL sink vs the Java driver's batched ceiling
 ## (README "Benchmarks", Peer). Minutes, not for CI; BENCH_PEER_ROWS sets the rows per run.
 BENCH_PEER_ROWS ?= 250000
+.PHONY: bench-peer
 bench-peer: stack-up
 	eval "$$($(SEGFLOW) stack env)" && $(SEGFLOW) db migrate && \
 	  $(BIN)/python -m bench.bench_peer --rows $(BENCH_PEER_ROWS)
