@@ -57,5 +57,13 @@ pytest: stack-up promtool
 ## The whole suite: venv + install, stack up, ruff, mypy --strict, pytest.
 test: lint typecheck pytest
 
+## segflow consume vs Kafka Connect + Camel CQL sink vs the Java driver's batched ceiling
+## (README "Benchmarks", Peer). Minutes, not for CI; BENCH_PEER_ROWS sets the rows per run.
+BENCH_PEER_ROWS ?= 250000
+.PHONY: bench-peer
+bench-peer: stack-up
+	eval "$$($(SEGFLOW) stack env)" && $(SEGFLOW) db migrate && \
+	  $(BIN)/python -m bench.bench_peer --rows $(BENCH_PEER_ROWS)
+
 clean: stack-down
 	rm -rf $(VENV) .segflow .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 # Children are started through this small launcher: a child forked straight from the bench
@@ -29,3 +31,14 @@ def measured_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[d
     lines = proc.stdout.strip().splitlines()
     stats: dict[str, Any] = json.loads(lines[-1])
     return stats, "\n".join(lines[:-1]) + proc.stderr
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a running process, from /proc/PID/stat.
+
+    For processes a benchmark does not wait for (a server JVM, a worker it stops later), where
+    ``wait4`` cannot report; read it before and after the measured phase. The command name in
+    field 2 may hold spaces, so the fields are counted from its closing parenthesis.
+    """
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

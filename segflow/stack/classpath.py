@@ -25,10 +25,18 @@ def pom_path(node: str) -> Path:
 
 
 def resolve_classpath(
-    node: str, cache_dir: Path, mvn: str = "mvn", repo_local: Path | None = None
+    node: str,
+    cache_dir: Path,
+    mvn: str = "mvn",
+    repo_local: Path | None = None,
+    pom: Path | None = None,
 ) -> list[Path]:
-    """Return the jars of ``node``'s runtime classpath, running Maven only on a cache miss."""
-    pom = pom_path(node)
+    """Return the jars of ``node``'s runtime classpath, running Maven only on a cache miss.
+
+    ``pom`` defaults to the stack's own (``pom_path(node)``); benchmarks pass theirs (bench/jvm/)
+    to get the same hash-keyed cache for JVM baselines that are no part of the stack.
+    """
+    pom = pom_path(node) if pom is None else pom
     cache_dir = cache_dir.resolve()  # Maven resolves a relative outputFile against the pom
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
     cache_file = cache_dir / f"{node}-{digest}.classpath"
