@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from producer_tools.readers.lines import (
     InputSource,
+    JsonRecords,
     LineProblem,
     OpenedInput,
     iter_lines,
@@ -156,14 +157,22 @@ class Reader(abc.ABC):
         reason: str,
         raw: bytes | str | None = None,
         fatal: bool = False,
+        notice: bool = False,
     ) -> RecordError:
-        """A ``RecordError`` of this file with a bounded raw excerpt."""
+        """A ``RecordError`` of this file with a bounded raw excerpt (``notice``: the record
+        was produced all the same; the rejects file says what it does)."""
         if isinstance(raw, bytes):
             raw = raw.rstrip(b"\r\n")
         elif isinstance(raw, str):
             raw = raw.rstrip("\r\n")
         return RecordError(
-            self.file, line, field_name, reason, preview(raw, self.limits.raw_preview_chars), fatal
+            self.file,
+            line,
+            field_name,
+            reason,
+            preview(raw, self.limits.raw_preview_chars),
+            fatal,
+            notice,
         )
 
     def unknown_fields(
@@ -186,7 +195,9 @@ class Reader(abc.ABC):
 class NdjsonReader(Reader):
     """One JSON object per line (mediarithmics NDJSON, Village): the line loop, once.
 
-    Blank lines are skipped, over-long or undecodable lines become errors, and each parsed
+    An object spread over several lines (pretty-printed, as in the mediarithmics seed's curl
+    example) is one command, reported at its first line (``lines.JsonRecords``). Blank lines are
+    skipped, over-long or undecodable lines become errors, and each parsed
     value goes to the subclass's ``line_builder`` (a plain callable, fetched once per file:
     the loop runs per line on the uploader's hot path).
     """
@@ -194,6 +205,10 @@ class NdjsonReader(Reader):
     @abc.abstractmethod
     def line_builder(self) -> LineBuilder:
         """The validate stage for one parsed line."""
+
+    def take_notice(self) -> RecordError | None:
+        """A notice the record just built also needs in the rejects file (default: none)."""
+        return None
 
     def read_line(self, line: int, raw: bytes) -> CommandRecord | RecordError | None:
         """One raw line -> command, error, or None (blank line).
@@ -213,8 +228,12 @@ class NdjsonReader(Reader):
         build = self.line_builder()
         loads = strict_loads
         error = self.error
-        for line, raw in iter_lines(opened.stream, self.limits.max_line_bytes):
-            self.lines_read = line
+        take_notice = self.take_notice
+        records = JsonRecords(
+            iter_lines(opened.stream, self.limits.max_line_bytes), self.limits.max_line_bytes
+        )
+        for line, raw in records:
+            self.lines_read = records.last
             if type(raw) is not bytes:
                 assert isinstance(raw, LineProblem)
                 yield line, error(line, None, raw.reason, raw.raw, raw.fatal)
@@ -227,3 +246,6 @@ class NdjsonReader(Reader):
                 yield line, error(line, None, f"not valid JSON: {str(exc)[:200]}", raw)
                 continue
             yield line, build(parsed, line, raw)
+            notice = take_notice()
+            if notice is not None:
+                yield line, notice

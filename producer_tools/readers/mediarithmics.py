@@ -13,7 +13,10 @@ Rules (each failure names the field):
 * At least one segment among ``segment_id``, ``segment_ids``, ``segment_technical_name``,
   ``segment_technical_names``; ids and names are merged, duplicates collapse.
 * ``expiration_duration`` mandatory integer >= 0 (minutes, 0 = never); ``expiration_ts``
-  optional, ms since the epoch, 0 = never, and when non-zero it wins. Absolute expiry =
+  optional, ms since the epoch, 0 = never, and when non-zero it wins. A non-zero value below
+  1e11 can only be seconds and is rejected (naming the unit); an UPDATE whose
+  ``expiration_ts`` is not after the execution's creation removes the user: it is produced
+  with a notice in the rejects file, or rejected under ``--strict``. Absolute expiry =
   ``expiration_ts``, or the execution's created time + ``expiration_duration``. Only UPDATE
   carries an expiry and a data bag (they are checked on DELETE too, then dropped).
 * ``data_bag``: a string holding JSON text (size-capped), kept verbatim.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from producer_tools.readers.base import LineBuilder, NdjsonReader, ReadContext, Reader, ReadItem
@@ -35,7 +39,12 @@ from producer_tools.readers.fields import (
     json_list_cell,
     type_name,
 )
-from producer_tools.readers.lines import InputSource, LineProblem, OpenedInput, iter_lines
+from producer_tools.readers.lines import (
+    InputSource,
+    LineProblem,
+    OpenedInput,
+    iter_lines,
+)
 from segflow.contract.enums import Operation, Source
 from segflow.contract.errors import RecordError
 from segflow.contract.ids import MAX_TIMESTAMP_MS, MS_PER_MINUTE, US_PER_MS
@@ -67,6 +76,22 @@ _FEED_ADD = Operation.FEED_ADD.value
 _FEED_REMOVE = Operation.FEED_REMOVE.value
 _OPERATIONS = {"UPDATE": _FEED_ADD, "DELETE": _FEED_REMOVE}
 IDENTITY_FIELD = "user_identifier"
+# ``expiration_ts`` is milliseconds since the epoch. A non-zero value below 1e11 is before
+# 1973-03-03 in milliseconds but a plausible date (up to year 5138) in seconds: it can only be
+# seconds, and reading it as milliseconds would silently remove the user (an expiry in 1970).
+SECONDS_BELOW_MS = 100_000_000_000
+
+
+def _seconds_reason(expiration_ts: int) -> str:
+    return (
+        f"{expiration_ts} is below 1e11: it can only be seconds since the epoch "
+        f"({_iso_ms(expiration_ts * 1000)}); expiration_ts is milliseconds since the epoch: "
+        f"send {expiration_ts * 1000}"
+    )
+
+
+def _iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
 def _segment_refs(
@@ -104,6 +129,9 @@ class MediarithmicsBuilder:
         self.id_base = reader.ids.hasher()
         self.file = reader.file
         self.template = reader.template
+        # Set by ``build`` when the record it returned also needs a notice in the rejects file
+        # (an expiry already passed); the reading loop yields it after the record and clears it.
+        self.notice: RecordError | None = None
 
     def build(self, obj: Any, line: int, raw: bytes | str) -> CommandRecord | RecordError:
         """Validate one parsed line; ``raw`` is only used in error reports.
@@ -211,15 +239,19 @@ class MediarithmicsBuilder:
                 if expiration_ts is not None:
                     if expiration_ts < 0:
                         raise FieldError(
-                            "expiration_ts", "must be >= 0 (ms since epoch, 0 = never)"
+                            "expiration_ts", "must be >= 0 (ms since the epoch, 0 = never)"
                         )
                     if expiration_ts > MAX_TIMESTAMP_MS:
                         raise FieldError(
                             "expiration_ts", "after year 9999: ms since the epoch expected"
                         )
+                    if 0 < expiration_ts < SECONDS_BELOW_MS:
+                        raise FieldError("expiration_ts", _seconds_reason(expiration_ts))
             expires_at: int | None = None
             if expiration_ts:
                 expires_at = expiration_ts
+                if expiration_ts <= self.created_at_ms and operation is _FEED_ADD:
+                    self._past_expiry(expiration_ts, line, raw)
             elif duration:
                 expires_at = self.created_at_ms + duration * MS_PER_MINUTE
                 if expires_at > MAX_TIMESTAMP_MS:
@@ -247,6 +279,31 @@ class MediarithmicsBuilder:
         except FieldError as exc:
             return self.reader.error(line, exc.field, exc.reason, raw)
 
+    def _past_expiry(self, expiration_ts: int, line: int, raw: bytes | str) -> None:
+        """An UPDATE whose expiry passed before the execution was created removes the user.
+
+        Judged against the execution's creation time (not the clock at read time) so that
+        reading the file again gives the same result. Under ``--strict`` it is a reject;
+        otherwise the command is produced (the consumer applies it as a removal at its
+        version) and a notice saying so goes to the rejects file.
+        """
+        when = _iso_ms(expiration_ts)
+        created = _iso_ms(self.created_at_ms)
+        if self.reader.ctx.strict:
+            raise FieldError(
+                "expiration_ts",
+                f"expiry {when} is not after the execution's creation ({created}): the line "
+                "would remove the user from the segment (rejected under --strict)",
+            )
+        self.notice = self.reader.error(
+            line,
+            "expiration_ts",
+            f"expiry {when} is not after the execution's creation ({created}): "
+            "applied as a removal of the user from the segment",
+            raw,
+            notice=True,
+        )
+
     def _data_bag(self, data_bag: Any) -> str | None:
         if data_bag == "":
             return None
@@ -265,7 +322,11 @@ class MediarithmicsBuilder:
 
 
 class MediarithmicsNdjsonReader(NdjsonReader):
-    """NDJSON: one JSON object per line; blank lines ignored, CRLF and a BOM accepted."""
+    """NDJSON: one JSON object per line; blank lines ignored, CRLF and a BOM accepted.
+
+    An object spread over several lines (pretty-printed, as in the seed's curl example) is one
+    command, reported at its first line (``lines.JsonRecords``).
+    """
 
     format_name: ClassVar[str] = "mediarithmics-ndjson"
     source: ClassVar[Source] = Source.MEDIARITHMICS
@@ -277,6 +338,11 @@ class MediarithmicsNdjsonReader(NdjsonReader):
     def line_builder(self) -> LineBuilder:
         """The shared builder's bound method: no wrapper call per line."""
         return self.builder.build
+
+    def take_notice(self) -> RecordError | None:
+        """The builder's pending notice (an expiry already passed), cleared once taken."""
+        notice, self.builder.notice = self.builder.notice, None
+        return notice
 
 
 class _LineSignalError(Exception):
@@ -413,6 +479,9 @@ class MediarithmicsCsvReader(Reader):
                     rows = csv.reader(lines, delimiter=delimiter)
                 continue
             yield line, self._row(header, row, line, raw)
+            if self.builder.notice is not None:
+                yield line, self.builder.notice
+                self.builder.notice = None
 
     def _header(
         self, row: list[str], raw: str, line: int

@@ -4,8 +4,8 @@ A document ``{id, name, description, broadcastMediumId, segmentType, persons: [.
 the segment's whole feed membership with the listed persons (``persons: []`` empties it). A
 replace may list 100M persons, so it cannot be one record: it becomes
 
-* ``REPLACE_BEGIN`` (position 0): the segment definition read before ``persons``; the
-  consumer clears the segment's feed layer at ``version - 1``;
+* ``REPLACE_BEGIN`` (position 0): the segment definition read before ``persons`` (the
+  consumer upserts it; the clear comes with ``REPLACE_END``);
 * one ``REPLACE_MEMBER`` per valid person (position k = ``persons[k-1]``), user key
   ``user_id:{externalId}``, with the person's fields and substitution tags;
 * ``REPLACE_END`` (position n + 1): ``member_count`` and the definition as read from the
@@ -22,7 +22,8 @@ Key order: the segment ``id`` is needed before the first member. When ``persons`
 before ``id`` and the input can be read twice (a path, or a seekable stream), a first pass
 reads the top-level fields while skipping the persons; otherwise the document is refused.
 Definition fields after ``persons`` are carried by ``REPLACE_END``. A document without
-``persons`` is refused (a definition-only update has no command). A person that fails
+``persons`` updates the definition only: it yields a lone ``REPLACE_BEGIN`` (once the whole
+document parsed) and no ``REPLACE_END``, so the members are left alone. A person that fails
 validation is reported and left out: it will not be a member after the replace.
 """
 
@@ -329,13 +330,14 @@ class SegmenterReader(Reader):
                 raise _FatalError(None, "document ends before its closing brace")
             for _ in events:  # trailing content after the document is an error (ijson raises)
                 raise _FatalError(None, "content after the document")
-            if not persons_seen:
-                raise _FatalError(
-                    "persons",
-                    "missing: a Segmenter document lists the segment's persons "
-                    "(send [] to empty the segment)",
-                )
             segment = self._definition(definition)
+            if not persons_seen:
+                # Seed 003: persons are optional ("you have the possibility to send it with
+                # people"). Without them the document updates the definition only: a lone
+                # REPLACE_BEGIN, whose consumer effect is the definition upsert; no END, so
+                # nothing is cleared and the members stay as they are.
+                yield 0, self._record(_BEGIN, 0, segment=segment)
+                return
             end = self._record(_END, self.persons_read + 1, segment=segment)
             end["member_count"] = self.members
             yield self.persons_read + 1, end

@@ -54,7 +54,7 @@ _STATUSES = {
 
 
 class VillageReader(NdjsonReader):
-    """NDJSON of Village segment status changes."""
+    """NDJSON of Village segment status changes (a pretty-printed object is one command)."""
 
     format_name: ClassVar[str] = "village"
     source: ClassVar[Source] = Source.VILLAGE
