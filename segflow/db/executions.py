@@ -93,10 +93,18 @@ class ExecutionStore:
         self._get = session.prepare(
             f"SELECT {_COLUMNS} FROM {{ks}}.executions WHERE execution_id = ?"
         )
-        self._update = session.prepare(
+        _set_all = (
             "UPDATE {ks}.executions SET status = ?, lines_read = ?, commands_produced = ?, "
             "lines_rejected = ?, error = ?, updated_at = ?, finished_at = ? "
             "WHERE execution_id = ?"
+        )
+        self._update = session.prepare(_set_all)
+        # A save never overwrites CANCELED (``executions cancel`` while the upload runs): the
+        # uploader learns of the cancel from the refused save and stops.
+        self._update_unless_canceled = session.prepare(_set_all + " IF status != 'CANCELED'")
+        self._update_counters = session.prepare(
+            "UPDATE {ks}.executions SET lines_read = ?, commands_produced = ?, "
+            "lines_rejected = ?, updated_at = ? WHERE execution_id = ?"
         )
         self._set_status = session.prepare(
             "UPDATE {ks}.executions SET status = ?, error = ?, updated_at = ?, finished_at = ? "
@@ -162,24 +170,53 @@ class ExecutionStore:
         )
         return execution
 
-    def save(self, execution: Execution) -> None:
-        """Persist status and uploader counters."""
+    def start(self, execution: Execution) -> None:
+        """Mark the execution RUNNING whatever it was (a re-run of FAILED or CANCELED)."""
+        execution.status = Status.RUNNING
+        execution.error = None
+        execution.finished_at = None
+        self._session.execute(self._update, self._values(execution))
+
+    def save(self, execution: Execution) -> bool:
+        """Persist status and uploader counters, unless the execution was CANCELED meanwhile.
+
+        Returns False when it was: then only the counters are saved, and ``execution`` takes
+        the stored status and error, so the caller stops and reports CANCELED.
+        """
+        result = self._session.execute(self._update_unless_canceled, self._values(execution))
+        if result.was_applied:
+            return True
+        self._session.execute(
+            self._update_counters,
+            (
+                execution.lines_read,
+                execution.commands_produced,
+                execution.lines_rejected,
+                execution.updated_at,
+                execution.execution_id,
+            ),
+        )
+        stored = self._session.execute(self._get, (execution.execution_id,)).one()
+        execution.status = Status.CANCELED
+        if stored is not None:
+            execution.error = stored.error
+            execution.finished_at = aware(stored.finished_at)
+        return False
+
+    def _values(self, execution: Execution) -> tuple[Any, ...]:
         now = datetime.now(tz=UTC)
         execution.updated_at = now
         if execution.status in FINAL and execution.finished_at is None:
             execution.finished_at = now
-        self._session.execute(
-            self._update,
-            (
-                execution.status.value,
-                execution.lines_read,
-                execution.commands_produced,
-                execution.lines_rejected,
-                execution.error,
-                now,
-                execution.finished_at,
-                execution.execution_id,
-            ),
+        return (
+            execution.status.value,
+            execution.lines_read,
+            execution.commands_produced,
+            execution.lines_rejected,
+            execution.error,
+            now,
+            execution.finished_at,
+            execution.execution_id,
         )
 
     def cancel(self, execution_id: str, reason: str) -> bool:
