@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from producer_tools.interrupts import DeferredInterrupt
 from producer_tools.kafka_sink import CommandSink
@@ -21,6 +21,7 @@ from producer_tools.readers.base import ReadContext, Reader, ReaderLimits
 from producer_tools.readers.registry import make_reader
 from segflow.contract.codec import default_codec
 from segflow.contract.errors import RecordError
+from segflow.contract.records import CommandRecord
 from segflow.contract.routing import message_key
 from segflow.db.executions import Execution, ExecutionStore, Status
 from segflow.headers import EXECUTION_ID, SEQUENCE, SOURCE_FILE, SOURCE_LINE
@@ -94,7 +95,7 @@ Progress = Callable[[Reader, Execution, RejectsFile], None]
 
 
 def run_upload(
-    path: Path,
+    path: Path | BinaryIO,
     fmt: str,
     execution: Execution,
     sink: CommandSink | None,
@@ -105,8 +106,13 @@ def run_upload(
     limits: ReaderLimits,
     progress: Progress,
     interrupt: DeferredInterrupt | None = None,
+    admit: Callable[[int, CommandRecord], RecordError | None] | None = None,
 ) -> Reader:
     """Read ``path`` and produce its commands for ``execution`` (``sink=None``: dry run).
+
+    ``path`` may also be a binary stream (an HTTP request body), named by the execution's
+    ``file_name``. ``admit`` may turn a valid command into a rejected one before it is
+    produced (the HTTP API refuses unknown Village segments at request time).
 
     Updates the execution's counters as it goes (saved every few seconds when ``store`` is
     given) and leaves its final status to the caller; raises ``MaxErrorsExceededError`` when
@@ -117,20 +123,23 @@ def run_upload(
         execution_id=execution.execution_id,
         content_sha256=execution.content_sha256,
         created_at_us=execution.created_at_us,
-        file_name=path.name,
+        file_name=path.name if isinstance(path, Path) else execution.file_name,
         strict=strict,
         limits=limits,
     )
     reader = make_reader(fmt, ctx)
     encode = default_codec().encode
     eid_header = (EXECUTION_ID, execution.execution_id.encode())
-    file_header = (SOURCE_FILE, path.name.encode())
+    file_header = (SOURCE_FILE, ctx.file_name.encode())
     sequence = 0
     last_save = last_progress = time.monotonic()
     try:
-        for position, item in reader.read(path):
+        for position, read_item in reader.read(path):
             if interrupt is not None and interrupt.requested:
                 raise KeyboardInterrupt
+            item = read_item
+            if admit is not None and not isinstance(item, RecordError):
+                item = admit(position, item) or item
             if isinstance(item, RecordError):
                 rejects.write(item)
                 if item.fatal:

@@ -22,7 +22,8 @@ Key order: the segment ``id`` is needed before the first member. When ``persons`
 before ``id`` and the input can be read twice (a path, or a seekable stream), a first pass
 reads the top-level fields while skipping the persons; otherwise the document is refused.
 Definition fields after ``persons`` are carried by ``REPLACE_END``. A document without
-``persons`` is refused (a definition-only update has no command). A person that fails
+``persons`` updates the definition only: one ``REPLACE_BEGIN``, yielded once the document
+parsed to its end, and no ``REPLACE_END`` (membership untouched). A person that fails
 validation is reported and left out: it will not be a member after the replace.
 """
 
@@ -338,13 +339,12 @@ class SegmenterReader(Reader):
                 raise _FatalError(None, "document ends before its closing brace")
             for _ in events:  # trailing content after the document is an error (ijson raises)
                 raise _FatalError(None, "content after the document")
-            if not persons_seen:
-                raise _FatalError(
-                    "persons",
-                    "missing: a Segmenter document lists the segment's persons "
-                    "(send [] to empty the segment)",
-                )
             segment = self._definition(definition)
+            if not persons_seen:
+                # Definition only: REPLACE_BEGIN alone upserts the definition, and with no
+                # REPLACE_END the membership is left as it is.
+                yield 0, self._record(_BEGIN, 0, segment=segment)
+                return
             end = self._record(_END, self.persons_read + 1, segment=segment)
             end["member_count"] = self.members
             yield self.persons_read + 1, end

@@ -178,13 +178,26 @@ def test_id_after_persons_on_a_one_way_stream_is_refused() -> None:
     assert "before persons" in error.reason
 
 
+def test_a_definition_only_document_updates_the_definition_and_no_membership() -> None:
+    """No ``persons``: one REPLACE_BEGIN (the consumer upserts the definition), no END."""
+    _, items = read_bytes(SEGMENTER, b'{"id": "s", "name": "Renamed", "segmentType": "t"}')
+    assert [item[1]["operation"] for item in items if isinstance(item[1], dict)] == [
+        "REPLACE_BEGIN"
+    ]
+    assert len(items) == 1
+    begin = items[0][1]
+    assert isinstance(begin, dict)
+    assert begin["segment"] is not None
+    assert begin["segment"]["name"] == "Renamed"
+    assert begin["segment_ids"] == ["s"]
+
+
 @pytest.mark.parametrize(
     ("data", "field", "reason", "emitted"),
     [
         (b"", None, "premature EOF", 0),
         (b"   ", None, "premature EOF", 0),
         (b"[1, 2]", None, "must be a JSON object", 0),
-        (b'{"id": "s"}', "persons", "missing", 0),
         (b'{"name": "n", "persons": []}', "id", "missing", 0),
         (b'{"id": {"a": 1}, "persons": []}', "id", "must be a string", 0),
         (b'{"id": "s", "persons": {}}', "persons", "must be an array", 0),
