@@ -164,6 +164,8 @@ class IngestPipeline:
             )
         except (MaxErrorsExceededError, InputBrokenError) as exc:
             status, error = Status.FAILED, str(exc)
+        except OSError as exc:  # the body failed before its first byte (client gone, cap)
+            status, error = Status.FAILED, str(exc)
         except KeyboardInterrupt:  # raised by run_upload once ``cancel`` was requested
             status, error = Status.CANCELED, "canceled by a cancel request"
         finally:
