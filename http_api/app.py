@@ -16,6 +16,7 @@ unprefixed, shared by every route (a Village ``segment_id`` 42 is segment ``42``
 from __future__ import annotations
 
 import logging
+from types import FrameType
 from typing import Any
 
 from anyio import CapacityLimiter
@@ -104,6 +105,23 @@ def ingest_context(session: Any, keys: ApiKeys, settings: ServeSettings) -> Inge
     )
 
 
+def graceful_server(config: Any) -> Any:
+    """A uvicorn server whose SIGTERM/SIGINT is a clean exit (code 0).
+
+    uvicorn shuts down gracefully on the signal, then re-raises it, which kills the process
+    before ``serve`` flushes the producer and stops the export workers; not re-raising lets
+    those ``finally`` blocks run.
+    """
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return GracefulServer(config)
+
+
 def serve(settings: ServeSettings) -> int:
     """``segflow serve``: run the app until SIGTERM/SIGINT (uvicorn's graceful shutdown:
     stop accepting, let requests in flight finish within ``serve.shutdown_timeout_s``)."""
@@ -128,7 +146,7 @@ def serve(settings: ServeSettings) -> int:
         service = ExportService(session, options, ExportMetrics(), utc_now)
         ctx = ingest_context(session, keys, settings)
         export = ExportApi(service, keys, ctx.registry, CassandraProbe(session))
-        server = uvicorn.Server(
+        server = graceful_server(
             uvicorn.Config(
                 build_app(export, ctx, settings),
                 host=options.host,

@@ -611,3 +611,129 @@ def test_openapi_describes_every_route_and_is_a_valid_document(ingest: Ingest) -
     }
     assert served <= described, served - described
     assert described <= served, described - served
+
+
+def _ndjson_lines(segment: str, count: int) -> bytes:
+    return b"".join(
+        orjson.dumps(
+            {
+                "operation": "UPDATE",
+                "expiration_duration": 0,
+                "compartment_id": "1",
+                "user_account_id": f"a-{i}",
+                "segment_id": segment,
+            }
+        )
+        + b"\n"
+        for i in range(count)
+    )
+
+
+def test_a_running_execution_is_canceled_by_the_cancel_action(
+    ingest: Ingest, unique_name: Callable[[str], str]
+) -> None:
+    status, reply = run_curl(
+        [f"{ingest.url}/v1/datamarts/1/document_imports", "-H", f"Authorization: {KEY}",
+         "-d", '{"document_type": "USER_SEGMENT", "mime_type": "APPLICATION_X_NDJSON"}']
+    )  # fmt: skip
+    import_id = orjson.loads(reply)["data"]["id"]
+    base = f"/v1/datamarts/1/document_imports/{import_id}/executions"
+    body = _ndjson_lines(unique_name("seg"), 60_000)
+    host, port = ingest.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as conn:
+        conn.sendall(
+            f"POST {base} HTTP/1.1\r\nHost: x\r\nAuthorization: {KEY}\r\n"
+            f"Content-Type: application/x-ndjson\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        )
+        conn.sendall(body[: len(body) // 2])
+        wait_until(
+            lambda: topic_size(ingest.kafka, ingest.kafka.commands_topic) > 0,
+            60,
+            "the execution to be producing",
+        )
+        listed = orjson.loads(run_curl([f"{ingest.url}{base}", "-H", f"Authorization: {KEY}"])[1])
+        (running,) = listed["data"]
+        assert running["status"] == "RUNNING"
+        status, reply = run_curl(
+            [f"{ingest.url}{base}/{running['id']}/action", "-H", f"Authorization: {KEY}",
+             "-d", '{"action": "CANCEL"}']
+        )  # fmt: skip
+        assert status == 200, reply
+        conn.sendall(body[len(body) // 2 :])
+        answer = _answer(conn)
+        assert answer.split(b" ")[1] == b"200"
+    final = ingest.store.get(running["id"])
+    assert final is not None
+    assert final.status is Status.CANCELED
+    assert final.commands_produced < 60_000
+    again = run_curl(
+        [f"{ingest.url}{base}/{running['id']}/action", "-H", f"Authorization: {KEY}",
+         "-d", '{"action": "CANCEL"}']
+    )  # fmt: skip
+    assert again[0] == 409
+
+
+def test_sigterm_lets_a_streaming_request_finish_and_refuses_new_ones(
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    tmp_path: Path,
+    unique_name: Callable[[str], str],
+) -> None:
+    import signal
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = segflow_env(
+        kafka_settings,
+        cassandra_settings,
+        SEGFLOW_SERVE__PORT=str(port),
+        SEGFLOW_SERVE__API_KEY_GRANTS=json.dumps(
+            [{"key": KEY, "permissions": ["ingest"], "segmenter": True}]
+        ),
+        SEGFLOW_SERVE__EXPORT_DIR=str(tmp_path / "exports"),
+        SEGFLOW_SERVE__INGEST_DIR=str(tmp_path / "ingest"),
+        SEGFLOW_SERVE__WORKERS="0",
+        SEGFLOW_LOG__LEVEL="WARNING",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "segflow.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return call("GET", f"{url}/healthz").status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(up, 60, "segflow serve answering /healthz")
+        segment = unique_name("term")
+        persons = ",".join(json.dumps({"externalId": f"p-{i}"}) for i in range(100_000))
+        body = f'{{"id": "{segment}", "persons": [{persons}]}}'.encode()
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            conn.sendall(_segmenter_head(segment, len(body)))
+            conn.sendall(body[: len(body) // 2])
+            wait_until(
+                lambda: topic_size(kafka_settings, kafka_settings.commands_topic) > 1,
+                60,
+                "the request to be streaming",
+            )
+            server.send_signal(signal.SIGTERM)
+            wait_until(lambda: not up(), 30, "the server to stop accepting")
+            conn.sendall(body[len(body) // 2 :])
+            assert _answer(conn).split(b" ")[1] == b"200"
+        assert server.wait(60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    produced = topic_size(kafka_settings, kafka_settings.commands_topic)
+    assert produced == 100_002
+    operations = [dict(decode(m.value()))["operation"] for m in
+                  read_topic(kafka_settings, kafka_settings.commands_topic, produced)]  # fmt: skip
+    assert operations.count("REPLACE_END") == 1
