@@ -417,6 +417,13 @@ class ServeOptions(BaseModel):
         description="How long an ingestion request waits for Kafka to acknowledge (acks=all) "
         "its records before answering 503.",
     )
+    linger_ms: int = Field(
+        default=1,
+        ge=0,
+        description="linger.ms of the ingestion producer: a request waits for its own acks, "
+        "so upload.linger_ms (throughput) would be added to every answer; concurrent "
+        "requests still share batches.",
+    )
     ingest_dir: Path = Field(
         default=Path(".segflow/ingest"),
         description="Rejected lines of document import executions (their error files); "

@@ -85,6 +85,7 @@ class SharedProducer:
         self.upload = upload
         self.topic = upload.topic or kafka.commands_topic
         self._timeout_s = options.delivery_timeout_s
+        self._linger_ms = options.linger_ms
         self._producer: Producer | None = None
         self._lock = threading.Lock()
 
@@ -94,6 +95,7 @@ class SharedProducer:
             if self._producer is None:
                 config: dict[str, Any] = producer_config(self.kafka, self.upload)
                 config["message.timeout.ms"] = int(self._timeout_s * 1000)
+                config["linger.ms"] = self._linger_ms
                 self._producer = Producer(config)
         return CommandSink(self.kafka, self.upload, self.topic, self._producer)
 
