@@ -94,7 +94,6 @@ def build_app(export: ExportApi, ctx: IngestContext, settings: ServeSettings) ->
 def ingest_context(session: Any, keys: ApiKeys, settings: ServeSettings) -> IngestContext:
     """The ingestion side of one process over a Cassandra session."""
     options = settings.serve
-    options.ingest_dir.mkdir(parents=True, exist_ok=True)
     producer = SharedProducer(settings.kafka, settings.upload, options)
     return IngestContext(
         pipeline=IngestPipeline(ExecutionStore(session), producer, options),

@@ -424,10 +424,11 @@ class ServeOptions(BaseModel):
         "so upload.linger_ms (throughput) would be added to every answer; concurrent "
         "requests still share batches.",
     )
-    ingest_dir: Path = Field(
-        default=Path(".segflow/ingest"),
-        description="Rejected lines of document import executions (their error files); "
-        "shared by every replica, like export_dir.",
+    ingest_dir: Path | None = Field(
+        default=None,
+        description="Rejected lines of ingestion executions (document imports' error files); "
+        "default <export_dir>/ingest-errors, so the export volume shared by every replica "
+        "holds them too.",
     )
     shutdown_timeout_s: float = Field(
         default=30.0,
@@ -440,6 +441,11 @@ class ServeOptions(BaseModel):
     )
 
     _split = field_validator("api_keys", mode="before")(_split_commas)
+
+    @property
+    def ingest_errors_dir(self) -> Path:
+        """Where ingestion executions' rejected lines are written (``ingest_dir``)."""
+        return self.ingest_dir or self.export_dir / "ingest-errors"
 
 
 class SegflowSettings(BaseSettings):

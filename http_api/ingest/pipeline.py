@@ -117,7 +117,7 @@ class IngestPipeline:
 
     def rejects_path(self, execution_id: str) -> Path:
         """Where an execution's rejected lines (its error file) are written."""
-        return self.options.ingest_dir / f"{execution_id}.rejects.ndjson"
+        return self.options.ingest_errors_dir / f"{execution_id}.rejects.ndjson"
 
     def new_execution(self, import_name: str, file_name: str, fmt: str) -> Execution:
         """Record a PENDING execution seeded by a fresh request id (module docstring)."""
