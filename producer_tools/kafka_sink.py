@@ -8,6 +8,7 @@ record was not acknowledged, with the broker's reason (``first_error``).
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -56,6 +57,8 @@ class CommandSink:
         self._probe_timeout_s = kafka.probe_timeout_s
         self._producer = producer or Producer(producer_config(kafka, options))
         self._on_delivery = self._delivery_report
+        self._waiting = False
+        self._acknowledged = threading.Event()
 
     def check_topic(self) -> int:
         """Partition count of the topic; raises ``KafkaUnreachableError``/``TopicMissingError``.
@@ -89,10 +92,20 @@ class CommandSink:
             self.unreachable = True
         return unacked
 
-    def wait_acknowledged(self, timeout_s: float, poll_s: float = 0.05) -> int:
+    def wait_acknowledged(
+        self, timeout_s: float, poll_s: float = 0.05, polled_elsewhere: bool = False
+    ) -> int:
         """Wait for this sink's own records only (a shared producer's ``flush`` would wait
-        for every sink's); returns how many are still unacknowledged."""
+        for every sink's); returns how many are still unacknowledged.
+
+        ``polled_elsewhere``: another thread serves the producer's delivery reports (the
+        HTTP API's poller), so this one just waits to be told.
+        """
         deadline = time.monotonic() + timeout_s
+        if polled_elsewhere:
+            self._waiting = True
+            if self.delivered + self.failed < self.produced:
+                self._acknowledged.wait(timeout_s)
         while self.delivered + self.failed < self.produced and time.monotonic() < deadline:
             self._producer.poll(poll_s)
         unacked = self.produced - self.delivered - self.failed
@@ -113,8 +126,10 @@ class CommandSink:
     def _delivery_report(self, err: KafkaError | None, _msg: Any) -> None:
         if err is None:
             self.delivered += 1
-            return
-        self.failed += 1
-        if self.first_error is None:
-            self.first_error = err.str()
-            self.unreachable = is_unreachable_error(err)
+        else:
+            self.failed += 1
+            if self.first_error is None:
+                self.first_error = err.str()
+                self.unreachable = is_unreachable_error(err)
+        if self._waiting and self.delivered + self.failed >= self.produced:
+            self._acknowledged.set()

@@ -87,6 +87,8 @@ class SharedProducer:
         self._timeout_s = options.delivery_timeout_s
         self._linger_ms = options.linger_ms
         self._producer: Producer | None = None
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
         self._lock = threading.Lock()
 
     def sink(self) -> CommandSink:
@@ -97,10 +99,23 @@ class SharedProducer:
                 config["message.timeout.ms"] = int(self._timeout_s * 1000)
                 config["linger.ms"] = self._linger_ms
                 self._producer = Producer(config)
+                self._poller = threading.Thread(
+                    target=self._poll, args=(self._producer,), name="ingest-producer-poll",
+                    daemon=True,
+                )  # fmt: skip
+                self._poller.start()
         return CommandSink(self.kafka, self.upload, self.topic, self._producer)
 
+    def _poll(self, producer: Producer) -> None:
+        """Serve every request's delivery reports in one thread (requests just wait)."""
+        while not self._stop.is_set():
+            producer.poll(0.1)
+
     def close(self, timeout_s: float = 10.0) -> None:
-        """Flush what is still queued (shutdown)."""
+        """Flush what is still queued (shutdown) and stop the poller."""
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout_s)
         if self._producer is not None:
             self._producer.flush(timeout_s)
 
@@ -175,7 +190,7 @@ class IngestPipeline:
             if on_read is not None:
                 on_read()
         outcome.first_reject = rejects.first
-        unacked = sink.wait_acknowledged(self.options.delivery_timeout_s)
+        unacked = sink.wait_acknowledged(self.options.delivery_timeout_s, polled_elsewhere=True)
         if sink.failed or unacked:
             outcome.kafka_unavailable = True
             status = Status.FAILED
