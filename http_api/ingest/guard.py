@@ -101,7 +101,6 @@ class Guard:
         self.options = options
         self._in_flight: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self.counts: Counter[tuple[str, int]] = Counter()
 
     def error(self, route: Route, status: int, message: str, field: str | None = None) -> Response:
         """An error in the route's envelope, with Retry-After where one applies."""
@@ -116,9 +115,7 @@ class Guard:
         """The Starlette endpoint of ``handler``."""
 
         async def endpoint(request: Request) -> Response:
-            response = await self._guarded(route, handler, request)
-            self.counts[(route.name, response.status_code)] += 1
-            return response
+            return await self._guarded(route, handler, request)
 
         endpoint.__name__ = route.name
         endpoint.__doc__ = handler.__doc__
