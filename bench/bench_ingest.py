@@ -282,13 +282,25 @@ def main() -> None:
                   f"{village[1]:>8.1f} {village[2]:>8.1f}   = {ratio:.2f} x (a)")  # fmt: skip
         bare = bare_produce(bodies)
         print(f"{'(b) bare produce loop (same commands)':<44} {bare:>9,.0f}")
+        before = _rss_mb(server.pid)
         http_rate, upload_rate = execution_vs_upload(port, args.lines)
-        print(f"{f'execution POST, {args.lines:,} lines (lines/s)':<44} {http_rate:>9,.0f}")
+        after = _rss_mb(server.pid)
+        rss = f"server RSS {before[0]:.0f} -> {after[0]:.0f} MB (peak {after[1]:.0f} MB)"
+        print(f"{f'execution POST, {args.lines:,} lines (lines/s)':<44} {http_rate:>9,.0f}   {rss}")
         print(f"{'segflow upload, same file (lines/s)':<44} {upload_rate:>9,.0f}   "
               f"execution = {http_rate / upload_rate:.2f} x upload")  # fmt: skip
     finally:
         server.terminate()
         server.wait(30)
+
+
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident set of a process, MB (Linux /proc)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        fields[name] = value.strip()
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
 def _cpu_model() -> str:
