@@ -83,12 +83,21 @@ def build_app(export: ExportApi, ctx: IngestContext, settings: ServeSettings) ->
     async def openapi(request: Request) -> Response:
         return json_response(200, document)
 
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        # Logged by type only: the message may quote request data.
+        log.error("request failed", extra={"fields": {"error": type(exc).__name__}})
+        return json_response(
+            503,
+            {"error": "temporarily unavailable; retry"},
+            {"Retry-After": str(settings.serve.unavailable_retry_after_s)},
+        )
+
     routes: list[BaseRoute] = [
         *ingest_routes(ctx, settings),
         *export.app.routes,
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={Exception: internal_error})
 
 
 def ingest_context(session: Any, keys: ApiKeys, settings: ServeSettings) -> IngestContext:

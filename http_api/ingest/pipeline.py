@@ -16,6 +16,7 @@ Village ``add`` after a ``block`` must take effect), never deduplicated.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -185,6 +186,13 @@ class IngestPipeline:
             status, error = Status.FAILED, str(exc)
         except KeyboardInterrupt:  # raised by run_upload once ``cancel`` was requested
             status, error = Status.CANCELED, "canceled by a cancel request"
+        except Exception as exc:  # e.g. the registry unreachable: never leave it RUNNING
+            sink.wait_acknowledged(self.options.delivery_timeout_s, polled_elsewhere=True)
+            with contextlib.suppress(Exception):
+                finish(
+                    self.store, execution, Status.FAILED, f"internal error: {type(exc).__name__}"
+                )
+            raise
         finally:
             rejects.close()
             if on_read is not None:
