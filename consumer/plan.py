@@ -5,8 +5,9 @@ consumer idempotent and order-independent: applying the same writes twice, or in
 order, leaves the same cells. See the README's "Membership semantics" for the contract.
 
 Writes per command (one segment): feed add/remove 3 (by segment, by user, event); override
-add/block/reset 3; replace member 4 (+ profile); replace begin 1 (definition); replace end
-``bucket_count`` partition deletions + 2 (registry clear mark and definition).
+add/block 3, reset 4 (override and feed hold by segment, by user, event); replace member 4
+(+ profile); replace begin 1 (definition); replace end ``bucket_count`` partition deletions
++ 2 (registry clear mark and definition).
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ def plan_feed(
     return writes
 
 
+VillageFields = tuple[str | None, str | None, str | None]
+NO_VILLAGE_FIELDS: VillageFields = (None, None, None)
+
+
 def plan_override(
     segment_id: str,
     bucket_count: int,
@@ -82,22 +87,75 @@ def plan_override(
     command_id: str,
     state: str | None,
     ctx: Context,
+    village: VillageFields = NO_VILLAGE_FIELDS,
 ) -> list[Write]:
-    """Override layer: ``add``/``block`` set it, ``None`` (reset) deletes it; no expiry."""
+    """Override layer: ``add``/``block`` set the state, ``None`` (reset) holds it; no expiry.
+
+    Seed 002: a reset "does not change Segment status but it allows Program and Rule logic
+    to affect this user's Segment membership going forward". So a reset deletes nothing: it
+    adds its version to the override row's ``resets`` and to the feed row's ``held`` set,
+    which the next feed change (a higher version; at equal versions only a removal) deletes.
+    Readers keep the state the reset found while that hold stands, else the feed decides —
+    write times alone decide, no read-modify-write (README "Membership semantics").
+
+    ``village`` = (metadata, reference_id, description): the status change's reporting
+    fields, stored with the override (the latest status change's fields win).
+    """
     bucket = bucket_of(user_key, bucket_count)
+    metadata, reference_id, description = village
     if state is None:
+        resets = {version}
         writes = [
-            Write(Stmt.OVERRIDE_DELETE_SEGMENT, (version, segment_id, bucket, user_key)),
-            Write(Stmt.OVERRIDE_DELETE_USER, (version, user_key, segment_id)),
+            Write(
+                Stmt.OVERRIDE_RESET_SEGMENT,
+                (
+                    version,
+                    resets,
+                    command_id,
+                    metadata,
+                    reference_id,
+                    description,
+                    segment_id,
+                    bucket,
+                    user_key,
+                ),
+            ),
+            Write(Stmt.FEED_HOLD_SEGMENT, (version, resets, segment_id, bucket, user_key)),
+            Write(
+                Stmt.OVERRIDE_RESET_USER,
+                (
+                    version,
+                    resets,
+                    resets,
+                    metadata,
+                    reference_id,
+                    description,
+                    user_key,
+                    segment_id,
+                ),
+            ),
         ]
         operation = "reset"
     else:
         writes = [
             Write(
                 Stmt.OVERRIDE_SET_SEGMENT,
-                (segment_id, bucket, user_key, state, command_id, version),
+                (
+                    segment_id,
+                    bucket,
+                    user_key,
+                    state,
+                    command_id,
+                    metadata,
+                    reference_id,
+                    description,
+                    version,
+                ),
             ),
-            Write(Stmt.OVERRIDE_SET_USER, (version, state, user_key, segment_id)),
+            Write(
+                Stmt.OVERRIDE_SET_USER,
+                (version, state, metadata, reference_id, description, user_key, segment_id),
+            ),
         ]
         operation = state
     writes.append(_event(segment_id, user_key, version, command_id, operation, ctx))

@@ -143,6 +143,7 @@ class CommandPlanner:
                         command_id,
                         OVERRIDE_STATE[operation],
                         ctx,
+                        (record["metadata"], record["reference_id"], record["description"]),
                     )
                 )
             else:
@@ -167,13 +168,9 @@ class CommandPlanner:
             definition["id"], fresh=True
         )
         if segment is None:
-            segment, _ = self._registry.create(
-                definition["id"],
-                name=definition.get("name"),
-                description=definition.get("description"),
-                segment_type=definition.get("segment_type"),
-                broadcast_medium_id=definition.get("broadcast_medium_id"),
-            )
+            # Identity only: the definition is written by plan_definition at the record's
+            # version, never at the creation's wall clock (it would shadow older versions).
+            segment, _ = self._registry.create(definition["id"])
         return segment
 
     def _resolve(self, record: CommandRecord) -> list[Segment]:

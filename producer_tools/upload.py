@@ -81,7 +81,8 @@ class RejectsFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._handle = self.path.open("w", encoding="utf-8")
         self._handle.write(json.dumps(error.to_reject(), ensure_ascii=False) + "\n")
-        self.count += 1
+        if not error.notice:  # a notice's record was produced: not a rejected line
+            self.count += 1
 
     def close(self) -> None:
         """Flush and close; removes a stale rejects file from an earlier run if none now."""
@@ -142,6 +143,8 @@ def run_upload(
                 item = admit(position, item) or item
             if isinstance(item, RecordError):
                 rejects.write(item)
+                if item.notice:
+                    continue
                 if item.fatal:
                     raise InputBrokenError(f"{item}; the rest of the file was not read")
                 if budget.exceeded(rejects.count, reader.lines_read):

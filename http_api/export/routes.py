@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -36,6 +35,7 @@ from starlette.routing import Route
 from http_api.export.auth import ApiKeys
 from http_api.export.catalog import ATTRIBUTES, EVENT_TYPES
 from http_api.export.jobs import ExportJob, JobStatus
+from http_api.export.metrics import MetricsApp
 from http_api.export.request import ExportRequestError, parse_body, validate
 from http_api.export.worker import ExportService, export_file
 from segflow.db.registry import SegmentRegistry
@@ -89,7 +89,7 @@ class ExportApi:
                 Route("/v1/events", self._route("events", self.events)),
                 Route("/healthz", self._route("healthz", self.healthz, auth=False)),
                 Route("/readyz", self._route("readyz", self.readyz, auth=False)),
-                Route("/metrics", self.prometheus),
+                Route("/metrics", MetricsApp(self.metrics.registry), methods=["GET", "HEAD"]),
             ]
         )
 
@@ -210,19 +210,19 @@ class ExportApi:
     def _is_ready(self) -> bool:
         return self.ready_check() and _writable(self.service.export_dir)
 
-    def prometheus(self, request: Request) -> Response:
-        """Prometheus scrape endpoint."""
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
     # -- helpers ---------------------------------------------------------------------------
 
     def _route(
         self, name: str, handler: Callable[[Request, str, bytes], Response], auth: bool = True
     ) -> Callable[[Request], Any]:
-        """Wrap a handler: read the body, authenticate, count the answer."""
+        """Wrap a handler: read the body, authenticate, count and time the answer."""
 
         @wraps(handler)
         async def endpoint(request: Request) -> Response:
+            with self.metrics.request_duration.labels(name).time():
+                return await answer(request)
+
+        async def answer(request: Request) -> Response:
             body = await request.body()
             key_id = ""
             if auth:

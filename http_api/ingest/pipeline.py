@@ -56,7 +56,7 @@ class FirstRejects(RejectsFile):
 
     def write(self, error: RecordError) -> None:
         """Append one rejected line; keep the first one."""
-        if self.first is None:
+        if self.first is None and not error.notice:  # a notice's record was produced
             self.first = error
         super().write(error)
 

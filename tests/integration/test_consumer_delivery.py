@@ -204,7 +204,7 @@ def test_metrics_health_and_readiness_endpoints(
                     return str(response.read().decode())
 
             wait_until(
-                lambda: "segflow_consumer_lag{partition=" in scrape(),
+                lambda: "segflow_consumer_lag_records{partition=" in scrape(),
                 30,
                 "lag gauges from librdkafka statistics",
             )

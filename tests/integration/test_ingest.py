@@ -105,22 +105,13 @@ class Ingest:
     env: dict[str, str]
     app: Starlette
 
-    def curl(
-        self, text: str, one_line_body: bool = False, **placeholders: str
-    ) -> tuple[int, bytes]:
-        """Run a seed's curl command (``\\``-continued lines) against this server.
-
-        ``one_line_body``: the ``-d`` body's newlines become spaces (NDJSON wants one object
-        per line; the seed's own example spreads one object over several lines).
-        """
+    def curl(self, text: str, **placeholders: str) -> tuple[int, bytes]:
+        """Run a seed's curl command (``\\``-continued lines) against this server."""
         command = text.replace("https://api.mediarithmics.com", self.url)
         for name, value in placeholders.items():
             command = command.replace(f"<{name}>", value)
         assert "<" not in command, command
         args = shlex.split(command.replace("\\\n", " "))
-        if one_line_body:
-            at = args.index("-d") + 1
-            args[at] = " ".join(args[at].split())
         return run_curl(args[1:])
 
     def members(self, segment: str) -> set[str]:
@@ -231,7 +222,6 @@ def test_mediarithmics_seed_curls_import_execute_status_then_the_member_is_found
     with running_consumer(consume_settings(ingest.kafka, ingest.cassandra)):
         status, body = ingest.curl(
             SEED_CREATE_EXECUTION,
-            one_line_body=True,
             DATAMART_ID="1",
             DOCUMENT_IMPORT_ID=import_id,
             API_TOKEN=KEY,

@@ -132,3 +132,12 @@ def test_versions_order_lines_within_a_second() -> None:
     )
     versions = [c["version"] for c in commands(read_bytes(VILLAGE, data)[1])]
     assert versions == [1_000_001, 1_000_002, 1_000_003]
+
+
+def test_pretty_printed_call_is_one_command() -> None:
+    call = {"user": "Ann@Example.com", "segment_id": 7, "user_status": "block", "metadata": {}}
+    data = json.dumps(call, indent=4).encode() + b"\n" + json.dumps(call).encode() + b"\n"
+    _, items = read_bytes(VILLAGE, data)
+    assert [pos for pos, _ in items] == [1, 7]
+    assert errors(items) == []
+    assert len(commands(items)) == 2
