@@ -8,6 +8,8 @@ record was not acknowledged, with the broker's reason (``first_error``).
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -35,8 +37,17 @@ def producer_config(kafka: KafkaSettings, options: UploadOptions) -> dict[str, A
 class CommandSink:
     """One producer for one upload; counts deliveries and remembers the first failure."""
 
-    def __init__(self, kafka: KafkaSettings, options: UploadOptions, topic: str) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        options: UploadOptions,
+        topic: str,
+        producer: Producer | None = None,
+    ) -> None:
+        """``producer``: a long-lived producer shared by several sinks (the HTTP API's one per
+        process); each sink still counts only its own records' delivery reports."""
         self.topic = topic
+        self.produced = 0
         self.delivered = 0
         self.failed = 0
         self.first_error: str | None = None
@@ -44,8 +55,10 @@ class CommandSink:
         self.unreachable = False
         self._servers = kafka.bootstrap_servers
         self._probe_timeout_s = kafka.probe_timeout_s
-        self._producer = Producer(producer_config(kafka, options))
+        self._producer = producer or Producer(producer_config(kafka, options))
         self._on_delivery = self._delivery_report
+        self._waiting = False
+        self._acknowledged = threading.Event()
 
     def check_topic(self) -> int:
         """Partition count of the topic; raises ``KafkaUnreachableError``/``TopicMissingError``.
@@ -66,6 +79,7 @@ class CommandSink:
     def produce(self, key: bytes | None, value: bytes, headers: Headers) -> None:
         """Queue one record, waiting for room when the local queue is full."""
         produce_waiting(self._producer, self.topic, key, value, headers, self._on_delivery)
+        self.produced += 1
 
     def poll(self) -> None:
         """Serve pending delivery reports without blocking."""
@@ -74,6 +88,27 @@ class CommandSink:
     def flush(self, timeout_s: float = 300.0) -> int:
         """Wait for every queued record; returns how many are still unacknowledged."""
         unacked = int(self._producer.flush(timeout_s))
+        if unacked and not self.failed:
+            self.unreachable = True
+        return unacked
+
+    def wait_acknowledged(
+        self, timeout_s: float, poll_s: float = 0.05, polled_elsewhere: bool = False
+    ) -> int:
+        """Wait for this sink's own records only (a shared producer's ``flush`` would wait
+        for every sink's); returns how many are still unacknowledged.
+
+        ``polled_elsewhere``: another thread serves the producer's delivery reports (the
+        HTTP API's poller), so this one just waits to be told.
+        """
+        deadline = time.monotonic() + timeout_s
+        if polled_elsewhere:
+            self._waiting = True
+            if self.delivered + self.failed < self.produced:
+                self._acknowledged.wait(timeout_s)
+        while self.delivered + self.failed < self.produced and time.monotonic() < deadline:
+            self._producer.poll(poll_s)
+        unacked = self.produced - self.delivered - self.failed
         if unacked and not self.failed:
             self.unreachable = True
         return unacked
@@ -91,8 +126,10 @@ class CommandSink:
     def _delivery_report(self, err: KafkaError | None, _msg: Any) -> None:
         if err is None:
             self.delivered += 1
-            return
-        self.failed += 1
-        if self.first_error is None:
-            self.first_error = err.str()
-            self.unreachable = is_unreachable_error(err)
+        else:
+            self.failed += 1
+            if self.first_error is None:
+                self.first_error = err.str()
+                self.unreachable = is_unreachable_error(err)
+        if self._waiting and self.delivered + self.failed >= self.produced:
+            self._acknowledged.set()

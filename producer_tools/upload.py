@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from cassandra import DriverException, RequestExecutionException
 from cassandra.cluster import NoHostAvailable
@@ -27,6 +27,7 @@ from producer_tools.readers.base import ReadContext, Reader, ReaderLimits
 from producer_tools.readers.registry import make_reader
 from segflow.contract.codec import default_codec
 from segflow.contract.errors import RecordError
+from segflow.contract.records import CommandRecord
 from segflow.contract.routing import message_key
 from segflow.db.executions import Execution, ExecutionStore, Status
 from segflow.errors import ExitCode, SegflowError
@@ -171,7 +172,7 @@ Progress = Callable[[Reader, Execution, RejectsFile], None]
 
 
 def run_upload(
-    path: Path,
+    path: Path | BinaryIO,
     fmt: str,
     execution: Execution,
     sink: CommandSink | None,
@@ -183,8 +184,13 @@ def run_upload(
     progress: Progress,
     interrupt: DeferredInterrupt | None = None,
     save_every_s: float = SAVE_EVERY_S,
+    admit: Callable[[int, CommandRecord], RecordError | None] | None = None,
 ) -> Reader:
     """Read ``path`` and produce its commands for ``execution`` (``sink=None``: dry run).
+
+    ``path`` may also be a binary stream (an HTTP request body), named by the execution's
+    ``file_name``. ``admit`` may turn a valid command into a rejected one before it is
+    produced (the HTTP API refuses unknown Village segments at request time).
 
     Updates the execution's counters as it goes (saved every ``save_every_s`` when ``store``
     is given; a save Cassandra does not answer is skipped, not fatal) and leaves its final
@@ -197,14 +203,14 @@ def run_upload(
         execution_id=execution.execution_id,
         content_sha256=execution.content_sha256,
         created_at_us=execution.created_at_us,
-        file_name=path.name,
+        file_name=path.name if isinstance(path, Path) else execution.file_name,
         strict=strict,
         limits=limits,
     )
     reader = make_reader(fmt, ctx)
     encode = default_codec().encode
     eid_header = (EXECUTION_ID, execution.execution_id.encode())
-    file_header = (SOURCE_FILE, path.name.encode())
+    file_header = (SOURCE_FILE, ctx.file_name.encode())
     sequence = 0
     last_save = time.monotonic()
 
@@ -225,9 +231,12 @@ def run_upload(
 
     last_progress = time.monotonic()
     try:
-        for position, item in reader.read(path):
+        for position, read_item in reader.read(path):
             if interrupt is not None and interrupt.requested:
                 raise KeyboardInterrupt
+            item = read_item
+            if admit is not None and not isinstance(item, RecordError):
+                item = admit(position, item) or item
             if isinstance(item, RecordError):
                 rejects.write(item)
                 if item.notice:

@@ -378,8 +378,30 @@ class UploadOptions(BaseModel):
 _MAX_ERRORS = re.compile(r"\d+|\d+(\.\d+)?%")
 
 
+class ApiKeyGrant(BaseModel):
+    """One API key bound to tenants and permissions (``serve.api_key_grants``).
+
+    A key used on a path of a tenant it is not bound to is refused (403). ``"*"`` in
+    ``datamarts`` / ``networks`` means every tenant of that kind (an operator's key).
+    """
+
+    key: SecretStr = Field(description="The key value (x-api-key / Authorization header).")
+    permissions: list[Literal["ingest", "export"]] = Field(
+        min_length=1, description="What the key may do: ingest routes, export routes or both."
+    )
+    datamarts: list[str] = Field(
+        default_factory=list, description="mediarithmics datamart ids the key may import into."
+    )
+    networks: list[str] = Field(
+        default_factory=list, description="Village network ids the key may post to."
+    )
+    segmenter: bool = Field(
+        default=False, description="Whether the key may PUT Segmenter segment documents."
+    )
+
+
 class ServeOptions(BaseModel):
-    """``segflow serve``: the export API, its API keys and its background export workers."""
+    """``segflow serve``: the ingestion and export APIs, their API keys and export workers."""
 
     host: str = Field(default="127.0.0.1", description="Listen address.")
     port: int = Field(default=8080, ge=0, le=65535, description="Listen port; 0 = pick a free one.")
@@ -425,16 +447,69 @@ class ServeOptions(BaseModel):
         "default: the request's own scheme and host.",
     )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After on a pending poll.")
-    max_body_bytes: int = Field(
-        default=65_536,
-        ge=1024,
-        le=16 << 20,
-        description="Largest request body accepted (read only after the API key checked); "
-        "more -> 413.",
-    )
     page_size: int = Field(default=2000, ge=100, le=50_000, description="Cassandra page size.")
+    api_key_grants: list[ApiKeyGrant] = Field(
+        default_factory=list,
+        description="Keys bound to tenants and permissions (JSON list in env, e.g. "
+        '[{"key": "...", "permissions": ["ingest"], "datamarts": ["1"], "networks": ["7"]}]); '
+        "plain api_keys / api_key_dir files are export-only.",
+    )
+    max_body_bytes: int = Field(
+        default=8 << 30,
+        ge=1024,
+        description="Largest request body (document import executions, Segmenter PUTs); "
+        "counted while streaming, more -> 413.",
+    )
+    max_command_body_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="Largest body of a single-JSON request (Village POST, import creation, "
+        "export request); read only after the API key checked, more -> 413.",
+    )
+    max_concurrent_per_key: int = Field(
+        default=16, ge=1, description="Ingestion requests in flight per API key; more -> 429."
+    )
+    busy_retry_after_s: int = Field(
+        default=1, ge=1, description="Retry-After of a 429 (per-key concurrency limit)."
+    )
+    unavailable_retry_after_s: int = Field(
+        default=10, ge=1, description="Retry-After of a 503 (Kafka unavailable)."
+    )
+    delivery_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an ingestion request waits for Kafka to acknowledge (acks=all) "
+        "its records before answering 503.",
+    )
+    linger_ms: int = Field(
+        default=1,
+        ge=0,
+        description="linger.ms of the ingestion producer: a request waits for its own acks, "
+        "so upload.linger_ms (throughput) would be added to every answer; concurrent "
+        "requests still share batches.",
+    )
+    ingest_dir: Path | None = Field(
+        default=None,
+        description="Rejected lines of ingestion executions (document imports' error files); "
+        "default <export_dir>/ingest-errors, so the export volume shared by every replica "
+        "holds them too.",
+    )
+    shutdown_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="On SIGTERM: stop accepting, then wait this long for requests in flight "
+        "(a body still streaming after it fails cleanly; nothing half-replaced).",
+    )
+    ingest_threads: int = Field(
+        default=64, ge=1, description="Threads running ingestion requests (reading and producing)."
+    )
 
     _split = field_validator("api_keys", mode="before")(_split_commas)
+
+    @property
+    def ingest_errors_dir(self) -> Path:
+        """Where ingestion executions' rejected lines are written (``ingest_dir``)."""
+        return self.ingest_dir or self.export_dir / "ingest-errors"
 
 
 class SegflowSettings(BaseSettings):
@@ -523,9 +598,15 @@ class UploadSettings(SegflowSettings):
 
 
 class ServeSettings(SegflowSettings):
-    """``segflow serve`` and ``segflow export``."""
+    """``segflow serve`` and ``segflow export``.
 
+    ``kafka`` and ``upload`` (its producer tuning) are those of ``segflow upload``: the
+    ingestion routes produce exactly as the uploader does.
+    """
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     cassandra: CassandraSettings = Field(default_factory=CassandraSettings)
+    upload: UploadOptions = Field(default_factory=UploadOptions)
     serve: ServeOptions = Field(default_factory=ServeOptions)
 
 

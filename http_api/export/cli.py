@@ -12,11 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from http_api.export.auth import ApiKeys
 from http_api.export.build import ExportBuilder
 from http_api.export.file_writer import JsonObjectWriter
 from http_api.export.jobs import utc_now
-from http_api.export.metrics import ExportMetrics
 from http_api.export.request import (
     ExportRequestBody,
     ExportRequestError,
@@ -35,8 +33,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``serve`` and ``export``."""
     serve = subparsers.add_parser(
         "serve",
-        help="run the export API (seed 004) and its background export workers",
-        description="At least one API key is required (serve.api_keys or serve.api_key_dir).",
+        help="run the ingestion API (seeds 000-003), the export API (seed 004) and its "
+        "background export workers",
+        description="At least one API key is required (serve.api_keys, serve.api_key_grants "
+        "or serve.api_key_dir).",
     )
     SettingFlags(serve, ServeSettings).section(
         "serve", only=("host", "port", "workers", "api_key_dir", "export_dir")
@@ -64,50 +64,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from http_api.app import serve
 
-    from http_api.export.routes import ExportApi
-    from http_api.export.worker import ExportService
-    from segflow.db.probe import CassandraProbe
-
-    settings = settings_from(args, ServeSettings)
-    options = settings.serve
-    keys = ApiKeys(options.api_keys, options.api_key_dir)
-    if keys.count() == 0:
-        raise SegflowError(
-            "no API keys configured: set SEGFLOW_SERVE__API_KEYS or SEGFLOW_SERVE__API_KEY_DIR",
-            ExitCode.USAGE,
-        )
-    cluster, session = connect_or_fail(settings.cassandra, settings.cassandra.keyspace)
-    try:
-        service = ExportService(session, options, ExportMetrics(), utc_now)
-        registry = SegmentRegistry(session, default_bucket_count=1, cache_ttl_s=30)
-        api = ExportApi(service, keys, registry, CassandraProbe(session))
-        server = uvicorn.Server(
-            uvicorn.Config(
-                api.app,
-                host=options.host,
-                port=options.port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=10,
-            )
-        )
-        service.start()
-        log.info(
-            "export API listening",
-            extra={
-                "fields": {"host": options.host, "port": options.port, "workers": options.workers}
-            },
-        )
-        try:
-            server.run()
-        finally:
-            service.stop()
-    finally:
-        cluster.shutdown()
-    return ExitCode.OK
+    return serve(settings_from(args, ServeSettings))
 
 
 def _export(args: argparse.Namespace) -> int:

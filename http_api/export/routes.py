@@ -268,9 +268,9 @@ class ExportApi:
                     self.metrics.requests.labels(name, "401").inc()
                     return response
                 key_id = found
-            body = await _read_body(request, self.service.options.max_body_bytes)
+            body = await _read_body(request, self.service.options.max_command_body_bytes)
             if body is None:
-                limit = self.service.options.max_body_bytes
+                limit = self.service.options.max_command_body_bytes
                 self.metrics.requests.labels(name, "413").inc()
                 return _error(413, f"request body larger than {limit} bytes", None)
             response = await run_in_threadpool(handler, request, key_id, body)

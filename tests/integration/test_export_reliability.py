@@ -55,7 +55,7 @@ def test_unauthenticated_bodies_are_never_read(api_factory: Callable[..., Api]) 
 
 
 def test_bodies_over_the_limit_are_413_while_streaming(api_factory: Callable[..., Api]) -> None:
-    api = api_factory(max_body_bytes=4096)
+    api = api_factory(max_command_body_bytes=4096)
     declared = (
         "POST /v1/exports HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
         f"Content-Length: {HUGE}\r\nx-api-key: {KEY}\r\n\r\n"

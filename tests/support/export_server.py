@@ -51,13 +51,18 @@ class Reply:
 @contextmanager
 def serving(api: ExportApi) -> Iterator[str]:
     """Serve ``api.app`` on a free port; yields the base URL."""
+    with serving_app(api.app) as url:
+        yield url
+
+
+@contextmanager
+def serving_app(app: Any) -> Iterator[str]:
+    """Serve an ASGI app (``segflow serve``'s composed one too) on a free port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(api.app, log_config=None, access_log=False, lifespan="off")
-    )
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -108,9 +108,12 @@ def test_bad_file_value_names_the_file_and_key(
     monkeypatch.setenv("SEGFLOW_CONFIG_FILE", str(config))
     run = segflow("serve")
     assert run.code == 2
+    # serve reads [kafka] too (its ingestion routes produce like `segflow upload`).
     assert run.err_lines == [
+        f"segflow: error: {config}: [kafka] sasl_password = <hidden>: Input should be a valid "
+        "string",
         f"segflow: error: {config}: [serve] port = 99999: Input should be less than or equal to "
-        "65535"
+        "65535",
     ]
     run = segflow("config", "show", "--process", "client")
     assert run.code == 2

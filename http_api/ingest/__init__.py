@@ -1,0 +1,1 @@
+"""The seed-compatible ingestion API: mediarithmics imports, Village, Segmenter (issue 15)."""
