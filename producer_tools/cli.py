@@ -90,7 +90,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     show.add_argument("execution_id")
     add_output_flag(show)
     show.set_defaults(handler=_executions_show)
-    cancel = actions.add_parser("cancel", help="mark a pending or running execution CANCELED")
+    cancel = actions.add_parser(
+        "cancel", help="cancel a pending or running execution (a running upload stops)"
+    )
     cancel.add_argument("execution_id")
     add_output_flag(cancel)
     cancel.set_defaults(handler=_executions_cancel)

@@ -250,7 +250,7 @@ class ExportApi:
     def _route(
         self, name: str, handler: Callable[[Request, str, bytes], Response], auth: bool = True
     ) -> Callable[[Request], Any]:
-        """Wrap a handler: read the body, authenticate, count and time the answer."""
+        """Wrap a handler: authenticate, read the body (bounded), count and time the answer."""
 
         @wraps(handler)
         async def endpoint(request: Request) -> Response:
