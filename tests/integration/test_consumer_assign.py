@@ -32,7 +32,8 @@ def test_partitions_assigned_while_holding_are_not_fetched(
         if state == "paused":
             loop._paused = True
         else:
-            loop._pause_for(messages=[])
+            loop._held_messages = []  # unplanned records held (Cassandra was down)
+            loop._pause()
         consumer.subscribe(
             [kafka_settings.commands_topic], on_assign=loop._on_assign, on_revoke=loop._on_revoke
         )
