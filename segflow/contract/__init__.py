@@ -2,7 +2,9 @@
 
 * ``codec``: ``encode(record) -> bytes`` and ``decode(bytes) -> record`` (Avro single-object
   encoding, writer schema found by fingerprint among the versions kept in ``schemas/``).
-* ``models``: pydantic models (``SegmentCommand`` ...) and ``validate_record``.
+* ``models``: pydantic models (``SegmentCommand`` ...) and ``validate_record``, the definition
+  of a valid command. ``validation.check_record``: the consumer's cheap check with the model's
+  verdicts. ``fastenc`` / ``fastdec``: encoder and decoder generated from the schema.
 * ``records``: ``CommandRecord``, the typed dict the hot path moves.
 * ``user_keys``: canonical user keys. ``ids``: command ids and versions.
 * ``routing``: ``message_key(record)``. ``errors``: ``DecodeError``, ``RecordError``...
