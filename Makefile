@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SEGFLOW := $(BIN)/segflow
 
-.PHONY: demo test lint typecheck pytest stack-up stack-down install clean
+.PHONY: demo test lint typecheck pytest stack-up stack-down install promtool clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,23 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+## promtool (alert rules, alert unit tests, Prometheus config, dashboard queries) comes from the
+## OS package "prometheus" (Debian/Ubuntu: /usr/bin/promtool); elsewhere, install it yourself.
+## The package also ships the Prometheus server; the tests only run promtool.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+promtool:
+	@if command -v promtool >/dev/null 2>&1; then :; \
+	elif [ -r /etc/debian_version ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing promtool: apt-get install prometheus (the Debian package that ships it)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	else \
+	  echo "promtool is missing and this is not Debian/Ubuntu: install your OS's prometheus package" >&2; \
+	  echo "(or a Prometheus release tarball) so that promtool is on PATH, then run make test again" >&2; \
+	  exit 1; \
+	fi
+	@promtool --version | head -1
 
 stack-up: $(STAMP)
 	$(SEGFLOW) stack up
@@ -34,7 +51,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: stack-up
+pytest: stack-up promtool
 	$(BIN)/pytest
 
 ## The whole suite: venv + install, stack up, ruff, mypy --strict, pytest.

@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _consume(args: argparse.Namespace) -> int:
-    from consumer.runtime import run_workers
+    from consumer.supervisor import run_workers
 
     settings = settings_from(args, ConsumeSettings)
     return run_workers(settings, settings.consumer.workers, args.until_idle)
@@ -124,10 +124,20 @@ def _user(args: argparse.Namespace) -> int:
     return 0
 
 
-FIELDS = ("segment_id", "user_key", "via", "expires_at", "data_bag")
+FIELDS = (
+    "segment_id",
+    "user_key",
+    "via",
+    "expires_at",
+    "data_bag",
+    "metadata",
+    "reference_id",
+    "description",
+)
 
 
 def _print_members(members: Iterator[Member], fmt: str) -> int:
+    """Table, NDJSON or CSV; the Village fields (override members) close each row."""
     out = sys.stdout
     writer = csv.writer(out) if fmt == "csv" else None
     if writer is not None:
@@ -137,31 +147,31 @@ def _print_members(members: Iterator[Member], fmt: str) -> int:
     count = 0
     for member in members:
         count += 1
-        expires = member.expires_at.isoformat() if member.expires_at else ""
-        row = (member.segment_id, member.user_key, member.via, expires, member.data_bag or "")
+        expires = member.expires_at.isoformat() if member.expires_at else None
+        values = (
+            member.segment_id,
+            member.user_key,
+            member.via,
+            expires,
+            member.data_bag,
+            member.metadata,
+            member.reference_id,
+            member.description,
+        )
         if fmt == "ndjson":
-            out.write(
-                json.dumps(
-                    dict(
-                        zip(
-                            FIELDS,
-                            (
-                                member.segment_id,
-                                member.user_key,
-                                member.via,
-                                expires or None,
-                                member.data_bag,
-                            ),
-                            strict=True,
-                        )
-                    )
-                )
-                + "\n"
-            )
+            out.write(json.dumps(dict(zip(FIELDS, values, strict=True))) + "\n")
         elif writer is not None:
-            writer.writerow(row)
+            writer.writerow(["" if value is None else value for value in values])
         else:
-            print(f"{row[0]:<20} {row[1]:<40} {row[2]:<8} {row[3]:<25} {row[4]}")
+            village = " ".join(
+                f"{name}={value}"
+                for name, value in zip(FIELDS[5:], values[5:], strict=True)
+                if value
+            )
+            print(
+                f"{member.segment_id:<20} {member.user_key:<40} {member.via:<8} "
+                f"{expires or '':<25} {member.data_bag or ''}" + (f" {village}" if village else "")
+            )
     return count
 
 

@@ -392,8 +392,13 @@ class ConsumerLoop:
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
         self._metrics.assigned_partitions.set(len(self._assigned))
-        if self._paused:
+        if self._paused or self._holding():
+            # Pausing only works on partitions already assigned: before this callback returns
+            # they are not (confluent-kafka assigns afterwards unless the callback does), so a
+            # pause here was lost and the new partitions were fetched while a batch was held.
+            consumer.incremental_assign(partitions)
             consumer.pause(partitions)
+            self._paused = True
             self._metrics.paused_partitions.set(len(self._assigned))
         log.info("partitions assigned", extra={"fields": {"partitions": _names(partitions)}})
 

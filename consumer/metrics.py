@@ -1,12 +1,16 @@
 """Prometheus metrics of the consumer, in one registry so dashboards and alerts can be checked.
 
 Labels never carry user keys or segment ids (unbounded cardinality and PII); they carry
-operation names, dead-letter reasons, topics and partition numbers only.
+operation names, dead-letter reasons, topics and partition numbers only. Names end in their
+unit as the Prometheus naming conventions ask (``_records``, ``_seconds``, ``_total``), and the
+registry also holds the process, platform and ``segflow_build_info`` metrics.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from segflow.process_metrics import register_process_metrics
 
 
 class ConsumerMetrics:
@@ -15,6 +19,7 @@ class ConsumerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         reg = self.registry
+        register_process_metrics(reg)
         self.consumed = Counter(
             "segflow_consumer_records_consumed_total",
             "Kafka records read from the commands topic.",
@@ -53,7 +58,7 @@ class ConsumerMetrics:
             registry=reg,
         )
         self.batch_size = Histogram(
-            "segflow_consumer_batch_size",
+            "segflow_consumer_batch_size_records",
             "Records per consumed batch.",
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
             registry=reg,
@@ -65,7 +70,7 @@ class ConsumerMetrics:
             registry=reg,
         )
         self.lag = Gauge(
-            "segflow_consumer_lag",
+            "segflow_consumer_lag_records",
             "Consumer lag in records per assigned partition (librdkafka statistics).",
             ["topic", "partition"],
             registry=reg,
@@ -91,7 +96,7 @@ class ConsumerMetrics:
             registry=reg,
         )
         self.seconds_since_commit = Gauge(
-            "segflow_consumer_seconds_since_last_commit",
+            "segflow_consumer_last_commit_age_seconds",
             "Seconds since the last successful offset commit (since start if none yet).",
             registry=reg,
         )

@@ -1,13 +1,12 @@
 """Wire one consumer process together: Cassandra session, statements, registry, loop, HTTP.
 
-``run_workers`` forks N such processes for ``--workers N``; each is a full group member with
-its own health/metrics port (base port + worker index).
+``consumer.supervisor.run_workers`` runs N such processes for ``--workers N``; each is a
+full group member with its own health/metrics port (base port + worker index).
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -129,26 +128,3 @@ def run(settings: ConsumeSettings, until_idle: bool = False, worker: int = 0) ->
             server.stop()
     finally:
         consumer.close()
-
-
-def run_workers(settings: ConsumeSettings, workers: int, until_idle: bool) -> int:
-    """Fork ``workers`` consumer processes and wait; the exit code is the worst child's."""
-    if workers <= 1:
-        run(settings, until_idle)
-        return 0
-    context = multiprocessing.get_context("spawn")
-    procs = [
-        context.Process(target=run, args=(settings, until_idle, index), name=f"consumer-{index}")
-        for index in range(workers)
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        for proc in procs:
-            proc.join()
-    except KeyboardInterrupt:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join()
-    return max((proc.exitcode or 0) for proc in procs)

@@ -19,9 +19,10 @@ class Stmt(StrEnum):
     FEED_UPSERT_USER = "feed_upsert_user"
     FEED_DELETE_USER = "feed_delete_user"
     OVERRIDE_SET_SEGMENT = "override_set_segment"
-    OVERRIDE_DELETE_SEGMENT = "override_delete_segment"
+    OVERRIDE_RESET_SEGMENT = "override_reset_segment"
     OVERRIDE_SET_USER = "override_set_user"
-    OVERRIDE_DELETE_USER = "override_delete_user"
+    OVERRIDE_RESET_USER = "override_reset_user"
+    FEED_HOLD_SEGMENT = "feed_hold_segment"
     EVENT = "event"
     CLEAR_BUCKET = "clear_bucket"
     MARK_CLEARED = "mark_cleared"
@@ -32,7 +33,7 @@ class Stmt(StrEnum):
 CQL: dict[Stmt, str] = {
     Stmt.FEED_UPSERT_SEGMENT: (
         "INSERT INTO {ks}.feed_by_segment (segment_id, bucket, user_key, data_bag, expires_at, "
-        "command_id) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ? AND TTL ?"
+        "command_id, held) VALUES (?, ?, ?, ?, ?, ?, null) USING TIMESTAMP ? AND TTL ?"
     ),
     Stmt.FEED_DELETE_SEGMENT: (
         "DELETE FROM {ks}.feed_by_segment USING TIMESTAMP ? "
@@ -40,27 +41,35 @@ CQL: dict[Stmt, str] = {
     ),
     Stmt.FEED_UPSERT_USER: (
         "UPDATE {ks}.segments_by_user USING TIMESTAMP ? AND TTL ? SET feed_member = true, "
-        "feed_data_bag = ?, feed_expires_at = ? WHERE user_key = ? AND segment_id = ?"
+        "feed_data_bag = ?, feed_expires_at = ?, feed_held = null "
+        "WHERE user_key = ? AND segment_id = ?"
     ),
     Stmt.FEED_DELETE_USER: (
-        "DELETE feed_member, feed_data_bag, feed_expires_at FROM {ks}.segments_by_user "
+        "DELETE feed_member, feed_data_bag, feed_expires_at, feed_held FROM {ks}.segments_by_user "
         "USING TIMESTAMP ? WHERE user_key = ? AND segment_id = ?"
     ),
     Stmt.OVERRIDE_SET_SEGMENT: (
-        "INSERT INTO {ks}.override_by_segment (segment_id, bucket, user_key, state, command_id) "
-        "VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        "INSERT INTO {ks}.override_by_segment (segment_id, bucket, user_key, state, command_id, "
+        "metadata, reference_id, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
     ),
-    Stmt.OVERRIDE_DELETE_SEGMENT: (
-        "DELETE FROM {ks}.override_by_segment USING TIMESTAMP ? "
+    Stmt.OVERRIDE_RESET_SEGMENT: (
+        "UPDATE {ks}.override_by_segment USING TIMESTAMP ? SET resets = resets + ?, "
+        "command_id = ?, metadata = ?, reference_id = ?, description = ? "
         "WHERE segment_id = ? AND bucket = ? AND user_key = ?"
     ),
     Stmt.OVERRIDE_SET_USER: (
-        "UPDATE {ks}.segments_by_user USING TIMESTAMP ? SET override_state = ? "
+        "UPDATE {ks}.segments_by_user USING TIMESTAMP ? SET override_state = ?, "
+        "override_metadata = ?, override_reference_id = ?, override_description = ? "
         "WHERE user_key = ? AND segment_id = ?"
     ),
-    Stmt.OVERRIDE_DELETE_USER: (
-        "DELETE override_state FROM {ks}.segments_by_user USING TIMESTAMP ? "
-        "WHERE user_key = ? AND segment_id = ?"
+    Stmt.OVERRIDE_RESET_USER: (
+        "UPDATE {ks}.segments_by_user USING TIMESTAMP ? SET override_resets = override_resets + ?, "
+        "feed_held = feed_held + ?, override_metadata = ?, override_reference_id = ?, "
+        "override_description = ? WHERE user_key = ? AND segment_id = ?"
+    ),
+    Stmt.FEED_HOLD_SEGMENT: (
+        "UPDATE {ks}.feed_by_segment USING TIMESTAMP ? SET held = held + ? "
+        "WHERE segment_id = ? AND bucket = ? AND user_key = ?"
     ),
     Stmt.EVENT: (
         "INSERT INTO {ks}.membership_events (segment_id, day, shard, version, command_id, "

@@ -360,6 +360,12 @@ class UploadOptions(BaseModel):
         gt=0,
         description="--wait on a non-interactive stderr: one progress line this often.",
     )
+    save_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a running upload saves its counters; the same save sees "
+        "`executions cancel` and stops the upload.",
+    )
 
     @field_validator("max_errors")
     @classmethod
@@ -394,6 +400,12 @@ class ServeOptions(BaseModel):
     max_pending_per_key: int = Field(
         default=5, ge=1, description="Exports queued or running per API key; more -> 429."
     )
+    max_ready_per_key: int = Field(
+        default=50,
+        ge=1,
+        description="Finished (READY, not yet expired) exports kept per API key; more -> 429. "
+        "Bounds the disk one key can fill.",
+    )
     workers: int = Field(default=2, ge=0, description="Background export worker threads.")
     max_attempts: int = Field(
         default=2, ge=1, description="Runs of one export job before it is marked failed."
@@ -413,6 +425,13 @@ class ServeOptions(BaseModel):
         "default: the request's own scheme and host.",
     )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After on a pending poll.")
+    max_body_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        le=16 << 20,
+        description="Largest request body accepted (read only after the API key checked); "
+        "more -> 413.",
+    )
     page_size: int = Field(default=2000, ge=100, le=50_000, description="Cassandra page size.")
 
     _split = field_validator("api_keys", mode="before")(_split_commas)

@@ -18,6 +18,19 @@ PROFILE_FIELDS: dict[str, str] = {
 }
 MEMBERSHIP_VIA = "membership.via"
 MEMBERSHIP_EXPIRES_AT = "membership.expires_at"
+# Village reporting fields of the override a membership comes from (seed 002).
+MEMBERSHIP_METADATA = "membership.metadata"
+MEMBERSHIP_REFERENCE_ID = "membership.reference_id"
+MEMBERSHIP_DESCRIPTION = "membership.description"
+MEMBERSHIP_ATTRIBUTES = frozenset(
+    {
+        MEMBERSHIP_VIA,
+        MEMBERSHIP_EXPIRES_AT,
+        MEMBERSHIP_METADATA,
+        MEMBERSHIP_REFERENCE_ID,
+        MEMBERSHIP_DESCRIPTION,
+    }
+)
 SUBSTITUTION_PREFIX = "substitution."
 DATA_BAG_PREFIX = "data_bag."
 
@@ -28,7 +41,7 @@ EVENT_TYPES: dict[str, str] = {
     "add": "Put in the segment (mediarithmics UPDATE, or Village add: a forced membership).",
     "remove": "Taken out of the segment's feed (mediarithmics DELETE).",
     "block": "Village block: forced out of the segment whatever the feed says.",
-    "reset": "Village reset: the add/block override was removed.",
+    "reset": "Village reset: the status is kept until the next feed change decides.",
     "replace": "Listed in a Segmenter replace-all document of the segment.",
 }
 
@@ -60,6 +73,17 @@ ATTRIBUTES: tuple[AttributeInfo, ...] = (
         "When the membership ends (ms since epoch); null = never.",
     ),
     AttributeInfo(
+        MEMBERSHIP_METADATA,
+        "object",
+        "Village metadata of the override the membership comes from (latest status change).",
+    ),
+    AttributeInfo(
+        MEMBERSHIP_REFERENCE_ID, "string", "Village reference_id of the membership's override."
+    ),
+    AttributeInfo(
+        MEMBERSHIP_DESCRIPTION, "string", "Village description of the membership's override."
+    ),
+    AttributeInfo(
         SUBSTITUTION_PREFIX + "<tag>", "string", "A Segmenter substitution tag of the profile."
     ),
     AttributeInfo(
@@ -70,7 +94,7 @@ ATTRIBUTES: tuple[AttributeInfo, ...] = (
 
 def is_known_attribute(attribute_id: str) -> bool:
     """A fixed attribute id, or a prefixed one with a non-empty name after the prefix."""
-    if attribute_id in PROFILE_FIELDS or attribute_id in (MEMBERSHIP_VIA, MEMBERSHIP_EXPIRES_AT):
+    if attribute_id in PROFILE_FIELDS or attribute_id in MEMBERSHIP_ATTRIBUTES:
         return True
     for prefix in (SUBSTITUTION_PREFIX, DATA_BAG_PREFIX):
         if attribute_id.startswith(prefix) and len(attribute_id) > len(prefix):

@@ -7,7 +7,7 @@ request asked for. Format::
     null}}, "events": [{"correlationId", "sourceEventTime", "typeId", "createdAt", "data"}]}}}
 
 Tags and profile attributes describe the profile, so they repeat in every section; membership
-attributes (via, expires_at, data_bag.*) and events belong to the section's segment.
+attributes (via, expires_at, Village fields, data_bag.*) and events belong to the section's segment.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ import orjson
 
 from http_api.export.catalog import (
     DATA_BAG_PREFIX,
+    MEMBERSHIP_DESCRIPTION,
     MEMBERSHIP_EXPIRES_AT,
+    MEMBERSHIP_METADATA,
+    MEMBERSHIP_REFERENCE_ID,
     MEMBERSHIP_VIA,
     PROFILE_FIELDS,
     SUBSTITUTION_PREFIX,
@@ -120,6 +123,12 @@ def _membership_attributes(spec: ExportSpec, member: Member) -> dict[str, Any]:
             found[attribute] = {
                 "value": None if expires is None else int(expires.timestamp() * 1000)
             }
+        elif attribute in VILLAGE_FIELDS:
+            value = getattr(member, VILLAGE_FIELDS[attribute])
+            if value is not None:
+                found[attribute] = {
+                    "value": _data_bag(value) if attribute == MEMBERSHIP_METADATA else value
+                }
         elif attribute.startswith(DATA_BAG_PREFIX):
             if bag is None:
                 bag = _data_bag(member.data_bag)
@@ -127,6 +136,13 @@ def _membership_attributes(spec: ExportSpec, member: Member) -> dict[str, Any]:
             if key in bag:
                 found[attribute] = {"value": bag[key]}
     return found
+
+
+VILLAGE_FIELDS = {
+    MEMBERSHIP_METADATA: "metadata",
+    MEMBERSHIP_REFERENCE_ID: "reference_id",
+    MEMBERSHIP_DESCRIPTION: "description",
+}
 
 
 def _data_bag(text: str | None) -> dict[str, Any]:

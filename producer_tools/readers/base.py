@@ -8,18 +8,28 @@ file as they come, so neither the file nor its commands are ever held in memory.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
-from typing import ClassVar
+from pathlib import PurePath
+from typing import Any, ClassVar
 
-from producer_tools.readers.lines import InputSource, OpenedInput, open_input
+from producer_tools.readers.lines import (
+    InputSource,
+    JsonRecords,
+    LineProblem,
+    OpenedInput,
+    iter_lines,
+    open_input,
+)
 from segflow.contract.enums import Source
 from segflow.contract.errors import RecordError, preview
 from segflow.contract.ids import CommandIds
-from segflow.contract.records import CommandRecord
+from segflow.contract.jsontext import JSON_ERRORS, strict_loads
+from segflow.contract.records import CommandRecord, blank_command
 
 ReadItem = tuple[int, CommandRecord | RecordError]
+# Validates one parsed JSON line: (value, line number, raw text for error reports).
+LineBuilder = Callable[[Any, int, bytes | str], CommandRecord | RecordError]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +102,8 @@ class Reader(abc.ABC):
 
     After (or during) ``read``: ``warnings`` lists unknown fields, ``lines_read`` counts input
     lines (Segmenter: persons) and ``bytes_read`` the decompressed bytes consumed.
+    ``template`` is this execution's blank command of the format's ``source``: readers copy
+    it per record and set only what the record carries.
     """
 
     format_name: ClassVar[str]
@@ -102,6 +114,7 @@ class Reader(abc.ABC):
         self.ids = CommandIds(ctx.content_sha256, ctx.created_at_us)
         self.file = PurePath(ctx.file_name).name or ctx.file_name
         self.limits = ctx.limits
+        self.template = blank_command(ctx.execution_id, self.source.value)
         self.lines_read = 0
         self._opened: OpenedInput | None = None
         self._unknown: dict[str, ReaderWarning] = {}
@@ -144,14 +157,22 @@ class Reader(abc.ABC):
         reason: str,
         raw: bytes | str | None = None,
         fatal: bool = False,
+        notice: bool = False,
     ) -> RecordError:
-        """A ``RecordError`` of this file with a bounded raw excerpt."""
+        """A ``RecordError`` of this file with a bounded raw excerpt (``notice``: the record
+        was produced all the same; the rejects file says what it does)."""
         if isinstance(raw, bytes):
             raw = raw.rstrip(b"\r\n")
         elif isinstance(raw, str):
             raw = raw.rstrip("\r\n")
         return RecordError(
-            self.file, line, field_name, reason, preview(raw, self.limits.raw_preview_chars), fatal
+            self.file,
+            line,
+            field_name,
+            reason,
+            preview(raw, self.limits.raw_preview_chars),
+            fatal,
+            notice,
         )
 
     def unknown_fields(
@@ -171,6 +192,60 @@ class Reader(abc.ABC):
         return None
 
 
-def base_name(path: str | Path) -> str:
-    """The base name recorded as a command's origin file."""
-    return PurePath(path).name
+class NdjsonReader(Reader):
+    """One JSON object per line (mediarithmics NDJSON, Village): the line loop, once.
+
+    An object spread over several lines (pretty-printed, as in the mediarithmics seed's curl
+    example) is one command, reported at its first line (``lines.JsonRecords``). Blank lines are
+    skipped, over-long or undecodable lines become errors, and each parsed
+    value goes to the subclass's ``line_builder`` (a plain callable, fetched once per file:
+    the loop runs per line on the uploader's hot path).
+    """
+
+    @abc.abstractmethod
+    def line_builder(self) -> LineBuilder:
+        """The validate stage for one parsed line."""
+
+    def take_notice(self) -> RecordError | None:
+        """A notice the record just built also needs in the rejects file (default: none)."""
+        return None
+
+    def read_line(self, line: int, raw: bytes) -> CommandRecord | RecordError | None:
+        """One raw line -> command, error, or None (blank line).
+
+        For callers that split lines themselves (e.g. parallel workers fed by
+        ``lines.iter_lines``); ``read`` does the same inline.
+        """
+        try:
+            parsed = strict_loads(raw)
+        except JSON_ERRORS as exc:
+            if not raw.strip():
+                return None
+            return self.error(line, None, f"not valid JSON: {str(exc)[:200]}", raw)
+        return self.line_builder()(parsed, line, raw)
+
+    def _read_opened(self, opened: OpenedInput, source: InputSource) -> Iterator[ReadItem]:
+        build = self.line_builder()
+        loads = strict_loads
+        error = self.error
+        take_notice = self.take_notice
+        records = JsonRecords(
+            iter_lines(opened.stream, self.limits.max_line_bytes), self.limits.max_line_bytes
+        )
+        for line, raw in records:
+            self.lines_read = records.last
+            if type(raw) is not bytes:
+                assert isinstance(raw, LineProblem)
+                yield line, error(line, None, raw.reason, raw.raw, raw.fatal)
+                continue
+            try:
+                parsed = loads(raw)
+            except JSON_ERRORS as exc:
+                if not raw.strip():
+                    continue
+                yield line, error(line, None, f"not valid JSON: {str(exc)[:200]}", raw)
+                continue
+            yield line, build(parsed, line, raw)
+            notice = take_notice()
+            if notice is not None:
+                yield line, notice

@@ -7,7 +7,8 @@ are often renamed. So the decision is made on content, with the extension as a t
 2. A first line that parses as a JSON object is NDJSON (mediarithmics or Village, told apart
    by their field names) unless it holds ``persons`` (a one-line Segmenter document).
 3. Content starting with ``{`` whose first line is not a complete object is a pretty-printed
-   Segmenter document when Segmenter field names show up in the head.
+   Segmenter document when Segmenter field names show up in the head, else a JSON object
+   spread over several lines (the seed's curl body) judged by its field names like rule 2.
 4. Anything else whose first line names ``operation`` and ``expiration_duration`` columns is
    mediarithmics CSV; a ``.csv`` name settles a header the sniffing could not read.
 
@@ -21,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from producer_tools.readers.lines import STREAM_ERRORS, InputSource, open_input
+from producer_tools.readers.lines import STREAM_ERRORS, InputSource, JsonRecords, open_input
 from segflow.contract.errors import ContractError
 from segflow.contract.jsontext import JSON_ERRORS, strict_loads
 from segflow.errors import ExitCode
@@ -92,23 +93,12 @@ def detect_content(name: str, head: bytes) -> Detection:
             except JSON_ERRORS:
                 parsed = None
         if isinstance(parsed, dict):
-            keys = set(parsed)
-            if keys & _SEGMENTER_KEYS:
-                return Detection(SEGMENTER, "one-line JSON document with Segmenter fields")
-            village = len(keys & _VILLAGE_KEYS)
-            mediarithmics = len(keys & _MEDIARITHMICS_KEYS)
-            if village > mediarithmics:
-                return Detection(VILLAGE, "NDJSON whose first object has Village fields")
-            if mediarithmics > village:
-                return Detection(
-                    MEDIARITHMICS_NDJSON, "NDJSON whose first object has mediarithmics fields"
-                )
-            raise FormatDetectionError(
-                f"{name}: NDJSON, but its first object's fields "
-                f"({', '.join(sorted(keys))[:200]}) match no known format; pass --format"
-            )
+            return _by_keys(name, set(parsed), "one-line JSON document", "NDJSON")
         if _SEGMENTER_HINT.search(head):
             return Detection(SEGMENTER, "multi-line JSON document with Segmenter fields")
+        spread = _first_multi_line_object(text)
+        if spread is not None:
+            return _by_keys(name, set(spread), "JSON document", "JSON object over several lines")
         raise FormatDetectionError(
             f"{name}: starts like JSON but is neither NDJSON nor a Segmenter document; "
             "pass --format"
@@ -131,6 +121,38 @@ def detect_content(name: str, head: bytes) -> Detection:
         f"{name}: not JSON, and no CSV header naming operation and expiration_duration; "
         "pass --format"
     )
+
+
+def _by_keys(name: str, keys: set[str], document: str, shape: str) -> Detection:
+    """The format a first JSON object's field names point to."""
+    if keys & _SEGMENTER_KEYS:
+        return Detection(SEGMENTER, f"{document} with Segmenter fields")
+    village = len(keys & _VILLAGE_KEYS)
+    mediarithmics = len(keys & _MEDIARITHMICS_KEYS)
+    if village > mediarithmics:
+        return Detection(VILLAGE, f"{shape} whose first object has Village fields")
+    if mediarithmics > village:
+        return Detection(
+            MEDIARITHMICS_NDJSON, f"{shape} whose first object has mediarithmics fields"
+        )
+    raise FormatDetectionError(
+        f"{name}: {shape}, but its first object's fields "
+        f"({', '.join(sorted(keys))[:200]}) match no known format; pass --format"
+    )
+
+
+def _first_multi_line_object(text: bytes) -> dict[str, object] | None:
+    """The first object of a head whose first object spans lines (pretty-printed), if whole."""
+    lines = ((number, line) for number, line in enumerate(text.splitlines(keepends=True), 1))
+    for _, record in JsonRecords(iter(lines), SNIFF_BYTES):
+        if not isinstance(record, bytes):
+            return None
+        try:
+            parsed = strict_loads(record)
+        except JSON_ERRORS:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None
 
 
 def detect_format(source: InputSource, name: str | None = None) -> Detection:

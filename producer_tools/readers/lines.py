@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -268,3 +269,80 @@ def iter_lines(
             )
     except STREAM_ERRORS as exc:
         yield line_number + 1, LineProblem(describe_stream_error(exc), b"", True)
+
+
+# JSON strings cannot hold a raw newline, so a string never spans lines: removing the strings
+# of one line leaves only structural brackets to count.
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+
+def _depth_change(text: bytes) -> int:
+    if b'"' in text:
+        text = _JSON_STRING.sub(b"", text)
+    return text.count(b"{") + text.count(b"[") - text.count(b"}") - text.count(b"]")
+
+
+class JsonRecords:
+    """NDJSON lines, with a JSON object spread over several lines joined into one record.
+
+    The seeds' own examples send one object pretty-printed (the mediarithmics curl body), so
+    an object is either one line (NDJSON, the streaming path: one cheap ``endswith`` check per
+    line) or starts with an unindented line opening ``{`` that does not close it and takes the
+    following lines until its brackets balance. Yields ``(first_line, bytes | LineProblem)``
+    like ``iter_lines``; ``last`` is the last input line consumed (for ``lines_read``).
+
+    A record that never closes is reported at its first line, without swallowing the rest of
+    the file: it ends at the next unindented ``{`` line (a new top-level object: pretty
+    printers indent nested ones), at a bad line, at the end of the input, or when it grows
+    past ``max_record_bytes``; the lines that follow are read afresh.
+    """
+
+    def __init__(self, lines: Iterator[tuple[int, bytes | LineProblem]], max_record_bytes: int):
+        self._lines = lines
+        self._max = max_record_bytes
+        self.last = 0
+
+    def __iter__(self) -> Iterator[tuple[int, bytes | LineProblem]]:
+        parts: list[bytes] = []
+        start = depth = size = 0
+        skipping = False  # the record outgrew the cap: its remaining lines are skipped
+        for line, raw in self._lines:
+            self.last = line
+            if parts:
+                if type(raw) is bytes and not raw.startswith(b"{"):
+                    depth += _depth_change(raw)
+                    if not skipping:
+                        parts.append(raw)
+                        size += len(raw)
+                    if depth <= 0:
+                        if not skipping:
+                            yield start, b"".join(parts)
+                        parts, skipping = [], False
+                    elif not skipping and size > self._max:
+                        what = f"is longer than {self._max} bytes (max_line_bytes)"
+                        yield start, self._unclosed(parts, start, what)
+                        skipping = True
+                    continue
+                if not skipping:
+                    yield start, self._unclosed(parts, start, f"is not closed before line {line}")
+                parts, skipping = [], False
+            if type(raw) is not bytes or raw.endswith((b"}\n", b"}\r\n")):
+                yield line, raw
+                continue
+            stripped = raw.rstrip()
+            if not raw.startswith(b"{") or stripped.endswith(b"}"):
+                yield line, raw
+                continue
+            change = _depth_change(stripped)
+            if change <= 0:
+                yield line, raw
+                continue
+            parts, start, depth, size = [raw], line, change, len(raw)
+        if parts and not skipping:
+            yield start, self._unclosed(parts, start, "is not closed at the end of the input")
+
+    @staticmethod
+    def _unclosed(parts: list[bytes], start: int, what: str) -> LineProblem:
+        return LineProblem(
+            f"not valid JSON: the object starting at line {start} {what}", parts[0][:200], False
+        )

@@ -13,7 +13,10 @@ Rules (each failure names the field):
 * At least one segment among ``segment_id``, ``segment_ids``, ``segment_technical_name``,
   ``segment_technical_names``; ids and names are merged, duplicates collapse.
 * ``expiration_duration`` mandatory integer >= 0 (minutes, 0 = never); ``expiration_ts``
-  optional, ms since the epoch, 0 = never, and when non-zero it wins. Absolute expiry =
+  optional, ms since the epoch, 0 = never, and when non-zero it wins. A non-zero value below
+  1e11 can only be seconds and is rejected (naming the unit); an UPDATE whose
+  ``expiration_ts`` is not after the execution's creation removes the user: it is produced
+  with a notice in the rejects file, or rejected under ``--strict``. Absolute expiry =
   ``expiration_ts``, or the execution's created time + ``expiration_duration``. Only UPDATE
   carries an expiry and a data bag (they are checked on DELETE too, then dropped).
 * ``data_bag``: a string holding JSON text (size-capped), kept verbatim.
@@ -23,9 +26,10 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from producer_tools.readers.base import ReadContext, Reader, ReadItem
+from producer_tools.readers.base import LineBuilder, NdjsonReader, ReadContext, Reader, ReadItem
 from producer_tools.readers.fields import (
     FieldError,
     as_identifier,
@@ -35,11 +39,16 @@ from producer_tools.readers.fields import (
     json_list_cell,
     type_name,
 )
-from producer_tools.readers.lines import InputSource, LineProblem, OpenedInput, iter_lines
+from producer_tools.readers.lines import (
+    InputSource,
+    LineProblem,
+    OpenedInput,
+    iter_lines,
+)
 from segflow.contract.enums import Operation, Source
 from segflow.contract.errors import RecordError
 from segflow.contract.ids import MAX_TIMESTAMP_MS, MS_PER_MINUTE, US_PER_MS
-from segflow.contract.jsontext import JSON_ERRORS, parse_json_text, strict_loads
+from segflow.contract.jsontext import parse_json_text
 from segflow.contract.models import MAX_SEGMENT_REF_CHARS
 from segflow.contract.records import CommandRecord
 from segflow.contract.user_keys import MAX_IDENTIFIER_CHARS
@@ -67,6 +76,22 @@ _FEED_ADD = Operation.FEED_ADD.value
 _FEED_REMOVE = Operation.FEED_REMOVE.value
 _OPERATIONS = {"UPDATE": _FEED_ADD, "DELETE": _FEED_REMOVE}
 IDENTITY_FIELD = "user_identifier"
+# ``expiration_ts`` is milliseconds since the epoch. A non-zero value below 1e11 is before
+# 1973-03-03 in milliseconds but a plausible date (up to year 5138) in seconds: it can only be
+# seconds, and reading it as milliseconds would silently remove the user (an expiry in 1970).
+SECONDS_BELOW_MS = 100_000_000_000
+
+
+def _seconds_reason(expiration_ts: int) -> str:
+    return (
+        f"{expiration_ts} is below 1e11: it can only be seconds since the epoch "
+        f"({_iso_ms(expiration_ts * 1000)}); expiration_ts is milliseconds since the epoch: "
+        f"send {expiration_ts * 1000}"
+    )
+
+
+def _iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
 def _segment_refs(
@@ -99,30 +124,14 @@ class MediarithmicsBuilder:
         self.reader = reader
         ctx = reader.ctx
         self.created_at_ms = ctx.created_at_us // US_PER_MS
-        self.created_at_us = ctx.created_at_us
+        self.line_version = reader.ids.line_version
         self.limits = ctx.limits
         self.id_base = reader.ids.hasher()
         self.file = reader.file
-        template: CommandRecord = {
-            "command_id": "",
-            "execution_id": ctx.execution_id,
-            "source": Source.MEDIARITHMICS.value,
-            "operation": _FEED_ADD,
-            "version": 0,
-            "user_key": None,
-            "segment_ids": [],
-            "segment_technical_names": [],
-            "expires_at_ms": None,
-            "data_bag": None,
-            "metadata": None,
-            "reference_id": None,
-            "description": None,
-            "segment": None,
-            "person": None,
-            "member_count": None,
-            "origin": None,
-        }
-        self.template = template
+        self.template = reader.template
+        # Set by ``build`` when the record it returned also needs a notice in the rejects file
+        # (an expiry already passed); the reading loop yields it after the record and clears it.
+        self.notice: RecordError | None = None
 
     def build(self, obj: Any, line: int, raw: bytes | str) -> CommandRecord | RecordError:
         """Validate one parsed line; ``raw`` is only used in error reports.
@@ -230,15 +239,19 @@ class MediarithmicsBuilder:
                 if expiration_ts is not None:
                     if expiration_ts < 0:
                         raise FieldError(
-                            "expiration_ts", "must be >= 0 (ms since epoch, 0 = never)"
+                            "expiration_ts", "must be >= 0 (ms since the epoch, 0 = never)"
                         )
                     if expiration_ts > MAX_TIMESTAMP_MS:
                         raise FieldError(
                             "expiration_ts", "after year 9999: ms since the epoch expected"
                         )
+                    if 0 < expiration_ts < SECONDS_BELOW_MS:
+                        raise FieldError("expiration_ts", _seconds_reason(expiration_ts))
             expires_at: int | None = None
             if expiration_ts:
                 expires_at = expiration_ts
+                if expiration_ts <= self.created_at_ms and operation is _FEED_ADD:
+                    self._past_expiry(expiration_ts, line, raw)
             elif duration:
                 expires_at = self.created_at_ms + duration * MS_PER_MINUTE
                 if expires_at > MAX_TIMESTAMP_MS:
@@ -252,20 +265,44 @@ class MediarithmicsBuilder:
             digest = self.id_base.copy()
             digest.update(b"%d" % line)
             record["command_id"] = digest.hexdigest()
-            record["version"] = self.created_at_us + line
+            record["version"] = self.line_version(line)
             record["user_key"] = user_key
             record["segment_ids"] = segment_ids
             record["segment_technical_names"] = names
+            record["operation"] = operation
             if operation is _FEED_ADD:
                 record["expires_at_ms"] = expires_at
                 record["data_bag"] = data_bag
-            else:
-                record["operation"] = _FEED_REMOVE
             record["origin"] = {"file": self.file, "line": line}
             return record
 
         except FieldError as exc:
             return self.reader.error(line, exc.field, exc.reason, raw)
+
+    def _past_expiry(self, expiration_ts: int, line: int, raw: bytes | str) -> None:
+        """An UPDATE whose expiry passed before the execution was created removes the user.
+
+        Judged against the execution's creation time (not the clock at read time) so that
+        reading the file again gives the same result. Under ``--strict`` it is a reject;
+        otherwise the command is produced (the consumer applies it as a removal at its
+        version) and a notice saying so goes to the rejects file.
+        """
+        when = _iso_ms(expiration_ts)
+        created = _iso_ms(self.created_at_ms)
+        if self.reader.ctx.strict:
+            raise FieldError(
+                "expiration_ts",
+                f"expiry {when} is not after the execution's creation ({created}): the line "
+                "would remove the user from the segment (rejected under --strict)",
+            )
+        self.notice = self.reader.error(
+            line,
+            "expiration_ts",
+            f"expiry {when} is not after the execution's creation ({created}): "
+            "applied as a removal of the user from the segment",
+            raw,
+            notice=True,
+        )
 
     def _data_bag(self, data_bag: Any) -> str | None:
         if data_bag == "":
@@ -284,8 +321,12 @@ class MediarithmicsBuilder:
         return data_bag
 
 
-class MediarithmicsNdjsonReader(Reader):
-    """NDJSON: one JSON object per line; blank lines ignored, CRLF and a BOM accepted."""
+class MediarithmicsNdjsonReader(NdjsonReader):
+    """NDJSON: one JSON object per line; blank lines ignored, CRLF and a BOM accepted.
+
+    An object spread over several lines (pretty-printed, as in the seed's curl example) is one
+    command, reported at its first line (``lines.JsonRecords``).
+    """
 
     format_name: ClassVar[str] = "mediarithmics-ndjson"
     source: ClassVar[Source] = Source.MEDIARITHMICS
@@ -294,38 +335,14 @@ class MediarithmicsNdjsonReader(Reader):
         super().__init__(ctx)
         self.builder = MediarithmicsBuilder(self)
 
-    def read_line(self, line: int, raw: bytes) -> CommandRecord | RecordError | None:
-        """One raw line -> command, error, or None (blank line).
+    def line_builder(self) -> LineBuilder:
+        """The shared builder's bound method: no wrapper call per line."""
+        return self.builder.build
 
-        For callers that split lines themselves (e.g. parallel workers fed by
-        ``lines.iter_lines``); ``read`` does the same inline.
-        """
-        try:
-            parsed = strict_loads(raw)
-        except JSON_ERRORS as exc:
-            if not raw.strip():
-                return None
-            return self.error(line, None, f"not valid JSON: {str(exc)[:200]}", raw)
-        return self.builder.build(parsed, line, raw)
-
-    def _read_opened(self, opened: OpenedInput, source: InputSource) -> Iterator[ReadItem]:
-        build = self.builder.build
-        loads = strict_loads
-        error = self.error
-        for line, raw in iter_lines(opened.stream, self.limits.max_line_bytes):
-            self.lines_read = line
-            if type(raw) is not bytes:
-                assert isinstance(raw, LineProblem)
-                yield line, error(line, None, raw.reason, raw.raw, raw.fatal)
-                continue
-            try:
-                parsed = loads(raw)
-            except JSON_ERRORS as exc:
-                if not raw.strip():
-                    continue
-                yield line, error(line, None, f"not valid JSON: {str(exc)[:200]}", raw)
-                continue
-            yield line, build(parsed, line, raw)
+    def take_notice(self) -> RecordError | None:
+        """The builder's pending notice (an expiry already passed), cleared once taken."""
+        notice, self.builder.notice = self.builder.notice, None
+        return notice
 
 
 class _LineSignalError(Exception):
@@ -462,6 +479,9 @@ class MediarithmicsCsvReader(Reader):
                     rows = csv.reader(lines, delimiter=delimiter)
                 continue
             yield line, self._row(header, row, line, raw)
+            if self.builder.notice is not None:
+                yield line, self.builder.notice
+                self.builder.notice = None
 
     def _header(
         self, row: list[str], raw: str, line: int

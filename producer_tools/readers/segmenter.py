@@ -4,8 +4,8 @@ A document ``{id, name, description, broadcastMediumId, segmentType, persons: [.
 the segment's whole feed membership with the listed persons (``persons: []`` empties it). A
 replace may list 100M persons, so it cannot be one record: it becomes
 
-* ``REPLACE_BEGIN`` (position 0): the segment definition read before ``persons``; the
-  consumer clears the segment's feed layer at ``version - 1``;
+* ``REPLACE_BEGIN`` (position 0): the segment definition read before ``persons`` (the
+  consumer upserts it; the clear comes with ``REPLACE_END``);
 * one ``REPLACE_MEMBER`` per valid person (position k = ``persons[k-1]``), user key
   ``user_id:{externalId}``, with the person's fields and substitution tags;
 * ``REPLACE_END`` (position n + 1): ``member_count`` and the definition as read from the
@@ -22,7 +22,8 @@ Key order: the segment ``id`` is needed before the first member. When ``persons`
 before ``id`` and the input can be read twice (a path, or a seekable stream), a first pass
 reads the top-level fields while skipping the persons; otherwise the document is refused.
 Definition fields after ``persons`` are carried by ``REPLACE_END``. A document without
-``persons`` is refused (a definition-only update has no command). A person that fails
+``persons`` updates the definition only: it yields a lone ``REPLACE_BEGIN`` (once the whole
+document parsed) and no ``REPLACE_END``, so the members are left alone. A person that fails
 validation is reported and left out: it will not be a member after the replace.
 """
 
@@ -82,7 +83,6 @@ _PERSON_TEXT = (
     ("email", "email"),
     ("phone", "phone"),
 )
-_SOURCE = Source.SEGMENTER.value
 _BEGIN = Operation.REPLACE_BEGIN.value
 _MEMBER = Operation.REPLACE_MEMBER.value
 _END = Operation.REPLACE_END.value
@@ -125,17 +125,8 @@ class _PrescanNeededError(Exception):
 
 def _skip(events: Iterator[Event], event: str) -> None:
     """Consume the rest of a value whose first event was ``event`` (constant memory)."""
-    if event not in _STARTS:
-        return
-    depth = 1
-    for kind, _ in events:
-        if kind in _STARTS:
-            depth += 1
-        elif kind in _ENDS:
-            depth -= 1
-            if depth == 0:
-                return
-    raise _FatalError(None, "document ends inside a value")
+    if event in _STARTS:
+        _skip_depth(events, 1)
 
 
 def _build(events: Iterator[Event], event: str, value: Any, max_events: int) -> Any:
@@ -191,6 +182,7 @@ class _TooLargeError(Exception):
 
 
 def _skip_depth(events: Iterator[Event], depth: int) -> None:
+    """Consume events until ``depth`` open containers are closed."""
     for kind, _ in events:
         if kind in _STARTS:
             depth += 1
@@ -338,13 +330,14 @@ class SegmenterReader(Reader):
                 raise _FatalError(None, "document ends before its closing brace")
             for _ in events:  # trailing content after the document is an error (ijson raises)
                 raise _FatalError(None, "content after the document")
-            if not persons_seen:
-                raise _FatalError(
-                    "persons",
-                    "missing: a Segmenter document lists the segment's persons "
-                    "(send [] to empty the segment)",
-                )
             segment = self._definition(definition)
+            if not persons_seen:
+                # Seed 003: persons are optional ("you have the possibility to send it with
+                # people"). Without them the document updates the definition only: a lone
+                # REPLACE_BEGIN, whose consumer effect is the definition upsert; no END, so
+                # nothing is cleared and the members stay as they are.
+                yield 0, self._record(_BEGIN, 0, segment=segment)
+                return
             end = self._record(_END, self.persons_read + 1, segment=segment)
             end["member_count"] = self.members
             yield self.persons_read + 1, end
@@ -482,25 +475,14 @@ class SegmenterReader(Reader):
     ) -> CommandRecord:
         ident = segment["id"] if segment is not None else segment_id
         assert ident is not None
-        return {
-            "command_id": self.ids.command_id(position),
-            "execution_id": self.ctx.execution_id,
-            "source": _SOURCE,
-            "operation": operation,
-            "version": self.version,
-            "user_key": None,
-            "segment_ids": [ident],
-            "segment_technical_names": [],
-            "expires_at_ms": None,
-            "data_bag": None,
-            "metadata": None,
-            "reference_id": None,
-            "description": None,
-            "segment": segment,
-            "person": None,
-            "member_count": None,
-            "origin": {"file": self.file, "line": position},
-        }
+        record = self.template.copy()
+        record["command_id"] = self.ids.command_id(position)
+        record["operation"] = operation
+        record["version"] = self.version
+        record["segment_ids"] = [ident]
+        record["segment"] = segment
+        record["origin"] = {"file": self.file, "line": position}
+        return record
 
 
 def _parse_reason(exc: BaseException) -> str:

@@ -16,10 +16,9 @@ reset removes the override. Rules (each failure names the field):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from producer_tools.readers.base import ReadContext, Reader, ReadItem
+from producer_tools.readers.base import LineBuilder, NdjsonReader
 from producer_tools.readers.fields import (
     FieldError,
     as_identifier,
@@ -28,11 +27,10 @@ from producer_tools.readers.fields import (
     is_absent,
     type_name,
 )
-from producer_tools.readers.lines import InputSource, LineProblem, OpenedInput, iter_lines
 from segflow.contract.enums import Operation, Source
 from segflow.contract.errors import RecordError
-from segflow.contract.ids import MAX_TIMESTAMP_S, US_PER_S
-from segflow.contract.jsontext import JSON_ERRORS, compact_json, strict_loads
+from segflow.contract.ids import MAX_TIMESTAMP_S, MAX_VERSION, village_version
+from segflow.contract.jsontext import compact_json
 from segflow.contract.models import MAX_SEGMENT_REF_CHARS
 from segflow.contract.records import CommandRecord
 from segflow.contract.user_keys import MAX_IDENTIFIER_CHARS, UserKeyError, village_user_key
@@ -55,59 +53,15 @@ _STATUSES = {
 }
 
 
-class VillageReader(Reader):
-    """NDJSON of Village segment status changes."""
+class VillageReader(NdjsonReader):
+    """NDJSON of Village segment status changes (a pretty-printed object is one command)."""
 
     format_name: ClassVar[str] = "village"
     source: ClassVar[Source] = Source.VILLAGE
 
-    def __init__(self, ctx: ReadContext) -> None:
-        super().__init__(ctx)
-        self.template: CommandRecord = {
-            "command_id": "",
-            "execution_id": ctx.execution_id,
-            "source": Source.VILLAGE.value,
-            "operation": Operation.OVERRIDE_ADD.value,
-            "version": 0,
-            "user_key": None,
-            "segment_ids": [],
-            "segment_technical_names": [],
-            "expires_at_ms": None,
-            "data_bag": None,
-            "metadata": None,
-            "reference_id": None,
-            "description": None,
-            "segment": None,
-            "person": None,
-            "member_count": None,
-            "origin": None,
-        }
-
-    def _read_opened(self, opened: OpenedInput, source: InputSource) -> Iterator[ReadItem]:
-        for line, raw in iter_lines(opened.stream, self.limits.max_line_bytes):
-            self.lines_read = line
-            if type(raw) is not bytes:
-                assert isinstance(raw, LineProblem)
-                yield line, self.error(line, None, raw.reason, raw.raw, raw.fatal)
-                continue
-            try:
-                parsed = strict_loads(raw)
-            except JSON_ERRORS as exc:
-                if not raw.strip():
-                    continue
-                yield line, self.error(line, None, f"not valid JSON: {str(exc)[:200]}", raw)
-                continue
-            yield line, self.build(parsed, line, raw)
-
-    def read_line(self, line: int, raw: bytes) -> CommandRecord | RecordError | None:
-        """One raw line -> command, error, or None (blank line); see the mediarithmics twin."""
-        try:
-            parsed = strict_loads(raw)
-        except JSON_ERRORS as exc:
-            if not raw.strip():
-                return None
-            return self.error(line, None, f"not valid JSON: {str(exc)[:200]}", raw)
-        return self.build(parsed, line, raw)
+    def line_builder(self) -> LineBuilder:
+        """``build``, bound once per file."""
+        return self.build
 
     def build(self, obj: Any, line: int, raw: bytes | str) -> CommandRecord | RecordError:
         """Validate one parsed line into an OVERRIDE_* command."""
@@ -173,7 +127,7 @@ class VillageReader(Reader):
 
         timestamp = as_int(obj.get("status_change_timestamp"), "status_change_timestamp")
         if timestamp is None:
-            version = self.ctx.created_at_us + line
+            version = self.ids.line_version(line)
         elif not 0 <= timestamp <= MAX_TIMESTAMP_S:
             raise FieldError(
                 "status_change_timestamp",
@@ -181,7 +135,13 @@ class VillageReader(Reader):
                 "(milliseconds are not accepted)",
             )
         else:
-            version = timestamp * US_PER_S + line
+            version = village_version(timestamp, line)
+            if version > MAX_VERSION:
+                raise FieldError(
+                    "status_change_timestamp",
+                    f"with line {line} the version passes the last µs of year 9999 "
+                    "(the contract's maximum version)",
+                )
 
         record = self.template.copy()
         record["command_id"] = self.ids.command_id(line)

@@ -66,7 +66,9 @@ class RecordError:
     several lines is reported at its first line) or the Segmenter position (k = persons[k-1]).
     ``field`` is None when the record as a whole is wrong (unparsable line, truncated file).
     ``fatal`` marks errors after which the reader stopped (corrupt gzip, broken JSON document,
-    decompressed-size cap): the rest of the file was not read.
+    decompressed-size cap): the rest of the file was not read. ``notice`` marks a record that
+    was produced all the same, whose effect the user should know (an expiry already passed:
+    a removal); it is written to the rejects file but is not a rejected line.
     """
 
     file: str
@@ -75,9 +77,11 @@ class RecordError:
     reason: str
     raw: str | None = None
     fatal: bool = False
+    notice: bool = False
 
     def to_reject(self) -> dict[str, Any]:
-        """The rejects-file object: ``{line, field, reason, raw}`` (plus ``fatal`` when set)."""
+        """The rejects-file object: ``{line, field, reason, raw}`` (plus ``fatal`` or
+        ``notice`` when set)."""
         out: dict[str, Any] = {
             "line": self.line,
             "field": self.field,
@@ -86,6 +90,8 @@ class RecordError:
         }
         if self.fatal:
             out["fatal"] = True
+        if self.notice:
+            out["notice"] = True
         return out
 
     def __str__(self) -> str:

@@ -68,6 +68,36 @@ class CommandRecord(TypedDict):
     origin: OriginRecord | None
 
 
+def blank_command(
+    execution_id: str, source: str, operation: str = "", version: int = 0
+) -> CommandRecord:
+    """A ``CommandRecord`` with every field past the identity null or empty.
+
+    The one place the 17 wire fields are written out: readers copy it once per execution as
+    their per-line template (``dict.copy`` beats a keyword call in the 5 µs budget),
+    ``command_record`` fills it for upstream producers, tests and benchmarks.
+    """
+    return {
+        "command_id": "",
+        "execution_id": execution_id,
+        "source": source,
+        "operation": operation,
+        "version": version,
+        "user_key": None,
+        "segment_ids": [],
+        "segment_technical_names": [],
+        "expires_at_ms": None,
+        "data_bag": None,
+        "metadata": None,
+        "reference_id": None,
+        "description": None,
+        "segment": None,
+        "person": None,
+        "member_count": None,
+        "origin": None,
+    }
+
+
 def command_record(
     *,
     command_id: str,
@@ -81,30 +111,15 @@ def command_record(
 ) -> CommandRecord:
     """A ``CommandRecord`` with every optional field defaulted (null / empty).
 
-    For upstream producers, tests and benchmarks; the readers' hot path builds its dict
-    literals inline instead, because a keyword call costs a measurable share of the 5 µs budget.
+    For upstream producers, tests and benchmarks: unknown field names are refused here, which
+    a plain dict literal would let through to the encoder.
     """
-    record: dict[str, object] = {
-        "command_id": command_id,
-        "execution_id": execution_id,
-        "source": source,
-        "operation": operation,
-        "version": version,
-        "user_key": user_key,
-        "segment_ids": segment_ids,
-        "segment_technical_names": [],
-        "expires_at_ms": None,
-        "data_bag": None,
-        "metadata": None,
-        "reference_id": None,
-        "description": None,
-        "segment": None,
-        "person": None,
-        "member_count": None,
-        "origin": None,
-    }
+    record = blank_command(execution_id, source, operation, version)
     unknown = set(optional) - set(record)
     if unknown:
         raise TypeError(f"unknown command fields: {', '.join(sorted(unknown))}")
-    record.update(optional)
-    return record  # type: ignore[return-value]
+    record["command_id"] = command_id
+    record["user_key"] = user_key
+    record["segment_ids"] = segment_ids
+    record.update(optional)  # type: ignore[typeddict-item]
+    return record

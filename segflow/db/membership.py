@@ -1,9 +1,11 @@
 """Read effective membership back: a segment's members, a user's segments.
 
-Effective membership = the override when set (add -> member, block -> not), else the feed
-layer (live row whose expiry has not passed). Members are streamed bucket by bucket with a
-merge-join of the feed and override partitions (both ordered by user_key), so memory stays
-flat for any segment size; the next buckets are fetched while the current one is merged.
+Effective membership = the override when set after every reset (add -> member, block ->
+not); else, after a reset, the status the reset found while no feed change came after it
+(``override_decides``); else the feed layer (live row whose expiry has not passed). Members
+are streamed bucket by bucket with a merge-join of the feed and override partitions (both
+ordered by user_key), so memory stays flat for any segment size; the next buckets are
+fetched while the current one is merged.
 """
 
 from __future__ import annotations
@@ -23,13 +25,38 @@ PAGE_SIZE = 2000
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """One effective member of a segment (or one segment of a user)."""
+    """One effective member of a segment (or one segment of a user).
+
+    ``metadata``, ``reference_id`` and ``description`` are the latest Village status change's
+    reporting fields, on members ``via`` override.
+    """
 
     segment_id: str
     user_key: str
     via: str  # "feed" | "override"
     expires_at: datetime | None
     data_bag: str | None
+    metadata: str | None = None
+    reference_id: str | None = None
+    description: str | None = None
+
+
+def override_decides(state: str | None, state_version: int | None, resets: Any, held: Any) -> bool:
+    """Whether the Village override decides membership (else the feed layer does).
+
+    ``state`` (add/block) written at ``state_version``; ``resets``: every reset's version;
+    ``held``: the resets no feed change came after (feed changes delete the feed row's held
+    set at their version). The state decides while written after every reset, or while the
+    first reset after it is still held: that reset kept the status it found, and no feed
+    change has decided since. A later reset after a feed change finds a feed-decided user and
+    holds nothing new, which is why the *first* reset after the state is the one that counts.
+    """
+    if state is None or state_version is None:
+        return False
+    if not resets:
+        return True
+    first_after = min((r for r in resets if r >= state_version), default=None)
+    return first_after is None or (bool(held) and first_after in held)
 
 
 class MembershipReader:
@@ -38,12 +65,13 @@ class MembershipReader:
     def __init__(self, session: Any) -> None:
         self._session = session
         self._feed = session.prepare(
-            "SELECT user_key, data_bag, expires_at FROM {ks}.feed_by_segment "
+            "SELECT user_key, data_bag, expires_at, command_id, held FROM {ks}.feed_by_segment "
             "WHERE segment_id = ? AND bucket = ?"
         )
         self._feed.fetch_size = PAGE_SIZE
         self._override = session.prepare(
-            "SELECT user_key, state FROM {ks}.override_by_segment "
+            "SELECT user_key, state, WRITETIME(state) AS state_version, resets, metadata, "
+            "reference_id, description FROM {ks}.override_by_segment "
             "WHERE segment_id = ? AND bucket = ?"
         )
         self._override.fetch_size = PAGE_SIZE
@@ -88,7 +116,8 @@ class MembershipReader:
 
 BY_USER_COLUMNS = (
     "segment_id, feed_member, WRITETIME(feed_member) AS feed_version, feed_data_bag, "
-    "feed_expires_at, override_state"
+    "feed_expires_at, feed_held, override_state, WRITETIME(override_state) AS override_version, "
+    "override_resets, override_metadata, override_reference_id, override_description"
 )
 
 
@@ -98,18 +127,34 @@ def effective_from_user_row(
     """Effective membership from one segments_by_user row (columns: ``BY_USER_COLUMNS``).
 
     Feed cells written at or below the segment's ``feed_cleared_at`` were cleared by a
-    replace; ``cleared_at`` is only asked when a live feed cell needs that check.
+    replace (held resets too: a reset's held element is its version); ``cleared_at`` is only
+    asked when a live feed cell or a hold needs that check.
     """
-    if row.override_state == "block":
-        return None
     expires = aware(row.feed_expires_at)
     in_feed = bool(row.feed_member) and _alive(expires, now)
-    if in_feed:
+    held = row.feed_held
+    cleared: int | None = None
+    if in_feed or held:
         cleared = cleared_at(row.segment_id)
+    if in_feed:
         in_feed = cleared is None or row.feed_version > cleared
-    if row.override_state == "add":
+    if held and cleared is not None:
+        held = {r for r in held if r > cleared}
+    state = row.override_state
+    if override_decides(state, row.override_version, row.override_resets, held):
+        if state != "add":
+            return None
         bag = row.feed_data_bag if in_feed else None
-        return Member(row.segment_id, user_key, "override", None, bag)
+        return Member(
+            row.segment_id,
+            user_key,
+            "override",
+            None,
+            bag,
+            row.override_metadata,
+            row.override_reference_id,
+            row.override_description,
+        )
     if in_feed:
         return Member(row.segment_id, user_key, "feed", expires, row.feed_data_bag)
     return None
@@ -118,24 +163,46 @@ def effective_from_user_row(
 def _merge(
     segment_id: str, feed: Iterator[Any], overrides: Iterator[Any], now: datetime
 ) -> Iterator[Member]:
-    """Merge-join two user_key-ordered streams into effective members."""
+    """Merge-join two user_key-ordered streams into effective members.
+
+    A feed row is a feed member only when an add wrote it (``command_id``): a reset's hold
+    alone also makes a row.
+    """
     f = next(feed, None)
     o = next(overrides, None)
     while f is not None or o is not None:
         if f is not None and (o is None or f.user_key < o.user_key):
             expires = aware(f.expires_at)
-            if _alive(expires, now):
+            if f.command_id is not None and _alive(expires, now):
                 yield Member(segment_id, f.user_key, "feed", expires, f.data_bag)
             f = next(feed, None)
         elif o is not None and (f is None or o.user_key < f.user_key):
-            if o.state == "add":
-                yield Member(segment_id, o.user_key, "override", None, None)
+            if o.state == "add" and override_decides(o.state, o.state_version, o.resets, None):
+                yield _override_member(segment_id, o, None)
             o = next(overrides, None)
         elif f is not None and o is not None:
-            if o.state == "add":
-                yield Member(segment_id, o.user_key, "override", None, f.data_bag)
+            expires = aware(f.expires_at)
+            in_feed = f.command_id is not None and _alive(expires, now)
+            if override_decides(o.state, o.state_version, o.resets, f.held):
+                if o.state == "add":
+                    yield _override_member(segment_id, o, f.data_bag if in_feed else None)
+            elif in_feed:
+                yield Member(segment_id, f.user_key, "feed", expires, f.data_bag)
             f = next(feed, None)
             o = next(overrides, None)
+
+
+def _override_member(segment_id: str, o: Any, data_bag: str | None) -> Member:
+    return Member(
+        segment_id,
+        o.user_key,
+        "override",
+        None,
+        data_bag,
+        o.metadata,
+        o.reference_id,
+        o.description,
+    )
 
 
 def _alive(expires_at: datetime | None, now: datetime) -> bool:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cassandra import ConsistencyLevel
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -45,11 +47,17 @@ class SegmentRegistry:
         self._select_name = session.prepare(
             "SELECT segment_id FROM {ks}.segments_by_technical_name WHERE technical_name = ?"
         )
+        # The creation LWT writes identity only (its cells carry the Paxos ballot's wall-clock
+        # timestamp). Definition fields are written by versioned updates, so the definition is
+        # decided by version alone: a creation can never shadow an older-versioned Segmenter
+        # definition applied after it (a lagging consumer, an auto-created segment).
         self._create = session.prepare(
-            "INSERT INTO {ks}.segments (segment_id, technical_name, name, description, "
-            "segment_type, "
-            "broadcast_medium_id, bucket_count, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS"
+            "INSERT INTO {ks}.segments (segment_id, technical_name, bucket_count, created_at) "
+            "VALUES (?, ?, ?, ?) IF NOT EXISTS"
+        )
+        self._define = session.prepare(
+            "UPDATE {ks}.segments USING TIMESTAMP ? SET name = ?, description = ?, "
+            "segment_type = ?, broadcast_medium_id = ?, updated_at = ? WHERE segment_id = ?"
         )
         self._create_name = session.prepare(
             "INSERT INTO {ks}.segments_by_technical_name (technical_name, segment_id) "
@@ -88,11 +96,14 @@ class SegmentRegistry:
         segment_type: str | None = None,
         broadcast_medium_id: str | None = None,
         bucket_count: int | None = None,
+        definition_version: int | None = None,
     ) -> tuple[Segment, bool]:
         """Create the segment unless it exists; returns (segment, created).
 
         A lightweight transaction makes creation race-free across consumer processes and
-        keeps ``bucket_count`` fixed forever once chosen.
+        keeps ``bucket_count`` fixed forever once chosen. The definition fields given (only
+        when this call created the segment) are written at ``definition_version`` (µs;
+        default: now, for segments created by people), like any versioned definition.
         """
         if technical_name:
             owner = self.resolve_name(technical_name, fresh=True)
@@ -103,26 +114,49 @@ class SegmentRegistry:
         now = datetime.now(tz=UTC)
         result = self._session.execute(
             self._create,
-            (
-                segment_id,
-                technical_name,
-                name,
-                description,
-                segment_type,
-                broadcast_medium_id,
-                bucket_count or self._default_buckets,
-                now,
-                now,
-            ),
+            (segment_id, technical_name, bucket_count or self._default_buckets, now),
         )
         created = bool(result.was_applied)
+        fields = (name, description, segment_type, broadcast_medium_id)
+        if created and any(value is not None for value in fields):
+            version = definition_version or int(now.timestamp() * 1_000_000)
+            updated_at = datetime.fromtimestamp(version / 1_000_000, tz=UTC)
+            self._session.execute(self._define, (version, *fields, updated_at, segment_id))
         if created and technical_name:
             self._session.execute(self._create_name, (technical_name, segment_id))
             self._by_name.pop(technical_name, None)
-        segment = self.get(segment_id, fresh=True)
-        if segment is None:  # pragma: no cover - the LWT just wrote or found it
-            raise RuntimeError(f"segment {segment_id} vanished right after creation")
+        # The LWT's own answer is the truth: a read-back at the default LOCAL_ONE may reach a
+        # replica the Paxos commit has not reached yet and find nothing ("vanished"), which
+        # used to raise a RuntimeError that no caller treats as transient.
+        if created:
+            segment = Segment(
+                segment_id=segment_id,
+                technical_name=technical_name,
+                name=name,
+                description=description,
+                segment_type=segment_type,
+                broadcast_medium_id=broadcast_medium_id,
+                bucket_count=bucket_count or self._default_buckets,
+                feed_cleared_at=None,
+            )
+        else:
+            existing = result.one()
+            segment = (
+                _segment(existing)
+                if existing is not None and getattr(existing, "segment_id", None)
+                else self._serial_get(segment_id)
+            )
+        self._by_id[segment_id] = (time.monotonic(), segment)
         return segment, created
+
+    def _serial_get(self, segment_id: str) -> Segment:
+        """Read at SERIAL: sees every committed LWT, whichever replica answers."""
+        bound = self._select.bind((segment_id,))
+        bound.consistency_level = ConsistencyLevel.SERIAL
+        row = self._session.execute(bound).one()
+        if row is None:
+            raise LookupError(f"segment {segment_id} was deleted while being created")
+        return _segment(row)
 
     def all(self) -> list[Segment]:
         """All registered segments, paged (registry sizes are small: thousands, not millions)."""

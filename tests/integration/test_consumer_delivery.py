@@ -85,6 +85,7 @@ def test_poison_records_are_dead_lettered_and_never_block(
         assert headers["dlq.execution_id"].decode() == eid
         assert headers["dlq.error"]
     assert b"user_key" in dict(by_reason["invalid"].headers())["dlq.error"]
+    assert b"not-a-user-key" not in dict(by_reason["invalid"].headers())["dlq.error"]
 
 
 def test_replay_from_the_beginning_changes_nothing(
@@ -204,7 +205,7 @@ def test_metrics_health_and_readiness_endpoints(
                     return str(response.read().decode())
 
             wait_until(
-                lambda: "segflow_consumer_lag{partition=" in scrape(),
+                lambda: "segflow_consumer_lag_records{partition=" in scrape(),
                 30,
                 "lag gauges from librdkafka statistics",
             )

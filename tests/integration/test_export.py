@@ -46,6 +46,7 @@ from tests.support.consumer_harness import (
 )
 from tests.support.endpoints import Endpoints
 from tests.support.export_server import FakeClock, Reply, call, serving
+from tests.support.prometheus_http import assert_prometheus_endpoints
 
 pytestmark = pytest.mark.integration
 
@@ -446,6 +447,8 @@ def test_keys_are_required_except_on_probes(api_factory: Callable[..., Api]) -> 
     metrics = api.get("/metrics", key=None)
     assert b'segflow_export_http_requests_total{route="create",status="401"} 3.0' in metrics.body
     assert b"\nsegflow_export_ready 1.0\n" in metrics.body
+    text = assert_prometheus_endpoints(api.url)
+    assert 'segflow_export_http_request_duration_seconds_count{route="create"} 3.0' in text
 
 
 @pytest.mark.parametrize(

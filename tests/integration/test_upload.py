@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -16,42 +14,14 @@ from typing import Any
 import pytest
 
 from segflow.contract.codec import decode
-from segflow.db.executions import ExecutionStore, Status
+from segflow.db.executions import Status
 from segflow.headers import EXECUTION_ID, SEQUENCE, SOURCE_FILE, SOURCE_LINE
-from segflow.settings import CassandraSettings, KafkaSettings
-from tests.support.consumer_harness import read_topic, topic_size, wait_until
+from tests.support.consumer_harness import wait_until
+from tests.support.uploads import Uploads
 
 pytestmark = pytest.mark.integration
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "producer_tools" / "examples"
-
-
-def upload_env(kafka: KafkaSettings, cassandra: CassandraSettings) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SEGFLOW_")}
-    env.update(
-        {
-            "SEGFLOW_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            "SEGFLOW_KAFKA__COMMANDS_TOPIC": kafka.commands_topic,
-            "SEGFLOW_CASSANDRA__CONTACT_POINTS": ",".join(cassandra.contact_points),
-            "SEGFLOW_CASSANDRA__PORT": str(cassandra.port),
-            "SEGFLOW_CASSANDRA__KEYSPACE": cassandra.keyspace,
-            "SEGFLOW_UPLOAD__IMPORT_NAME": f"test-{uuid.uuid4().hex[:8]}",
-        }
-    )
-    return env
-
-
-def segflow(
-    args: list[str], env: dict[str, str], timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "segflow.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def mediarithmics_file(path: Path, lines: int, bad_every: int | None = None) -> set[int]:
@@ -87,10 +57,7 @@ def mediarithmics_file(path: Path, lines: int, bad_every: int | None = None) -> 
     return bad
 
 
-def test_every_format_lands_exactly_on_the_topic(
-    kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, tmp_path: Path
-) -> None:
-    env = upload_env(kafka_settings, cassandra_settings)
+def test_every_format_lands_exactly_on_the_topic(uploads: Uploads, tmp_path: Path) -> None:
     expected_commands = {
         "mediarithmics_segments.ndjson": 5,
         "mediarithmics_segments.csv": 3,
@@ -98,12 +65,12 @@ def test_every_format_lands_exactly_on_the_topic(
         "segmenter_segment.json": 5,
     }
     for name in expected_commands:
-        result = segflow(
-            ["upload", "--max-errors", "1", "--rejects", str(tmp_path), str(EXAMPLES / name)], env
+        result = uploads.run(
+            ["upload", "--max-errors", "1", "--rejects", str(tmp_path), str(EXAMPLES / name)]
         )
         assert result.returncode == 0, result.stderr
     total = sum(expected_commands.values())
-    messages = read_topic(kafka_settings, kafka_settings.commands_topic, total)
+    messages = uploads.read(total)
     assert len(messages) == total
     per_file: dict[str, list[Any]] = defaultdict(list)
     for message in messages:
@@ -142,27 +109,21 @@ def test_every_format_lands_exactly_on_the_topic(
     assert [(r["line"], r["field"]) for r in rejects] == [(6, "compartment_id")]
 
 
-def test_reupload_reuses_the_execution_and_adds_nothing(
-    kafka_settings: KafkaSettings,
-    cassandra_settings: CassandraSettings,
-    cassandra_session: Any,
-    tmp_path: Path,
-) -> None:
-    env = upload_env(kafka_settings, cassandra_settings)
+def test_reupload_reuses_the_execution_and_adds_nothing(uploads: Uploads, tmp_path: Path) -> None:
     source = EXAMPLES / "village_overrides.ndjson"
-    first = segflow(["upload", str(source)], env)
+    first = uploads.run(["upload", str(source)])
     assert first.returncode == 0, first.stderr
-    second = segflow(["upload", str(source)], env)
+    second = uploads.run(["upload", str(source)])
     assert second.returncode == 0, second.stderr
     assert "nothing produced again" in second.stderr
-    assert len(read_topic(kafka_settings, kafka_settings.commands_topic, 4)) == 4
-    forced = segflow(["upload", "--new-execution", str(source)], env)
+    assert len(uploads.read(4)) == 4
+    forced = uploads.run(["upload", "--new-execution", str(source)])
     assert forced.returncode == 0, forced.stderr
-    messages = read_topic(kafka_settings, kafka_settings.commands_topic, 8)
+    messages = uploads.read(8)
     assert len(messages) == 8
     executions = {decode(m.value())["execution_id"] for m in messages}
     assert len(executions) == 2
-    store = ExecutionStore(cassandra_session)
+    store = uploads.store
     for eid in executions:
         execution = store.get(eid)
         assert execution is not None
@@ -170,28 +131,22 @@ def test_reupload_reuses_the_execution_and_adds_nothing(
 
 
 def test_one_percent_bad_lines_are_rejected_and_the_rest_produced(
-    kafka_settings: KafkaSettings,
-    cassandra_settings: CassandraSettings,
-    cassandra_session: Any,
-    tmp_path: Path,
+    uploads: Uploads, tmp_path: Path
 ) -> None:
-    env = upload_env(kafka_settings, cassandra_settings)
     source = tmp_path / "fifty_k.ndjson"
     bad = mediarithmics_file(source, 50_000, bad_every=100)
     rejects = tmp_path / "rejects.ndjson"
-    result = segflow(["upload", "--max-errors", "1%", "--rejects", str(rejects), str(source)], env)
+    result = uploads.run(["upload", "--max-errors", "1%", "--rejects", str(rejects), str(source)])
     assert result.returncode == 0, result.stderr
     listed = [json.loads(line) for line in rejects.read_text().splitlines()]
     assert {entry["line"] for entry in listed} == bad
     assert all(entry["field"] == "operation" and entry["raw"] for entry in listed)
-    messages = read_topic(
-        kafka_settings, kafka_settings.commands_topic, 50_000 - len(bad), timeout_s=120
-    )
+    messages = uploads.read(50_000 - len(bad), timeout_s=120)
     assert len(messages) == 50_000 - len(bad)
     lines = {_line(m) for m in messages}
     assert lines == set(range(1, 50_001)) - bad
     eid = decode(messages[0].value())["execution_id"]
-    execution = ExecutionStore(cassandra_session).get(eid)
+    execution = uploads.store.get(eid)
     assert execution is not None
     assert (execution.lines_read, execution.lines_rejected, execution.commands_produced) == (
         50_000,
@@ -200,26 +155,20 @@ def test_one_percent_bad_lines_are_rejected_and_the_rest_produced(
     )
 
 
-def test_max_errors_crossed_fails_the_execution(
-    kafka_settings: KafkaSettings,
-    cassandra_settings: CassandraSettings,
-    cassandra_session: Any,
-    tmp_path: Path,
-) -> None:
-    env = upload_env(kafka_settings, cassandra_settings)
+def test_max_errors_crossed_fails_the_execution(uploads: Uploads, tmp_path: Path) -> None:
     source = tmp_path / "eleven_bad.ndjson"
     bad = mediarithmics_file(source, 1100, bad_every=100)
     assert len(bad) == 11
-    result = segflow(
-        ["upload", "--max-errors", "10", "--rejects", str(tmp_path / "r.ndjson"), str(source)], env
+    result = uploads.run(
+        ["upload", "--max-errors", "10", "--rejects", str(tmp_path / "r.ndjson"), str(source)]
     )
     assert result.returncode == 1
     assert "exceed --max-errors 10" in result.stderr
     assert "Traceback" not in result.stderr
     assert len((tmp_path / "r.ndjson").read_text().splitlines()) == 11
-    produced = read_topic(kafka_settings, kafka_settings.commands_topic, 1089, timeout_s=30)
+    produced = uploads.read(1089, timeout_s=30)
     eid = decode(produced[0].value())["execution_id"]
-    execution = ExecutionStore(cassandra_session).get(eid)
+    execution = uploads.store.get(eid)
     assert execution is not None
     assert execution.status is Status.FAILED
     assert execution.error is not None
@@ -228,25 +177,16 @@ def test_max_errors_crossed_fails_the_execution(
     assert execution.commands_produced == len(produced) == 1089
 
 
-def test_killed_upload_rerun_completes_the_same_execution(
-    kafka_settings: KafkaSettings,
-    cassandra_settings: CassandraSettings,
-    cassandra_session: Any,
-    tmp_path: Path,
-) -> None:
-    env = upload_env(kafka_settings, cassandra_settings)
+def test_killed_upload_rerun_completes_the_same_execution(uploads: Uploads, tmp_path: Path) -> None:
     source = tmp_path / "big.ndjson"
     mediarithmics_file(source, 300_000)
-    store = ExecutionStore(cassandra_session)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "segflow.cli", "upload", str(source)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    store = uploads.store
+    proc = uploads.start(
+        ["upload", str(source)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         wait_until(
-            lambda: topic_size(kafka_settings, kafka_settings.commands_topic) > 0,
+            lambda: uploads.topic_size() > 0,
             120,
             "the upload to start producing",
             every_s=0.02,
@@ -254,18 +194,18 @@ def test_killed_upload_rerun_completes_the_same_execution(
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
-    killed = _running(store, env)
+    killed = uploads.latest()
     assert killed is not None
     assert killed.status is Status.RUNNING
-    rerun = segflow(["upload", str(source)], env)
+    rerun = uploads.run(["upload", str(source)])
     assert rerun.returncode == 0, rerun.stderr
     assert f"reusing execution {killed.execution_id}" in rerun.stderr
     done = store.get(killed.execution_id)
     assert done is not None
     assert (done.status, done.commands_produced) == (Status.SUCCEEDED, 300_000)
-    total = topic_size(kafka_settings, kafka_settings.commands_topic)
+    total = uploads.topic_size()
     assert total >= 300_000
-    messages = read_topic(kafka_settings, kafka_settings.commands_topic, total, timeout_s=300)
+    messages = uploads.read(total, timeout_s=300)
     assert len(messages) == total
     sequences = {int(dict(m.headers())[SEQUENCE]) for m in messages}
     assert sequences == set(range(300_000)), "the re-run left a gap"
@@ -276,44 +216,23 @@ def test_killed_upload_rerun_completes_the_same_execution(
         assert previous == (record["version"], record["origin"])
 
 
-def _running(store: ExecutionStore, env: dict[str, str]) -> Any:
-    """The newest execution of this test's import."""
-    for execution in store.recent(200):
-        if execution.import_name == env["SEGFLOW_UPLOAD__IMPORT_NAME"]:
-            return execution
-    return None
-
-
 def _line(message: Any) -> int:
     origin = decode(message.value())["origin"]
     assert origin is not None
     return origin["line"]
 
 
-def test_ctrl_c_flushes_and_marks_the_execution_canceled(
-    kafka_settings: KafkaSettings,
-    cassandra_settings: CassandraSettings,
-    cassandra_session: Any,
-    tmp_path: Path,
-) -> None:
-    env = upload_env(kafka_settings, cassandra_settings)
+def test_ctrl_c_flushes_and_marks_the_execution_canceled(uploads: Uploads, tmp_path: Path) -> None:
     source = tmp_path / "interrupted.ndjson"
     lines = 1_000_000
     # Large enough that the upload (~125-170k lines/s) is still producing 1 s after it starts.
     mediarithmics_file(source, lines)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "segflow.cli", "upload", str(source)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    store = ExecutionStore(cassandra_session)
+    proc = uploads.start(["upload", str(source)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         # RUNNING is recorded just before the first record is produced; a fresh topic-size
         # probe can take longer than the whole upload on a cold broker, so it is not the cue.
         wait_until(
-            lambda: getattr(_running(store, env), "status", None) is Status.RUNNING,
+            lambda: getattr(uploads.latest(), "status", None) is Status.RUNNING,
             120,
             "the upload to start",
             every_s=0.02,
@@ -324,93 +243,79 @@ def test_ctrl_c_flushes_and_marks_the_execution_canceled(
         _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    execution = _running(store, env)
+    execution = uploads.latest()
     assert execution is not None
     assert execution.status is Status.CANCELED
     # Everything counted as produced was flushed to the topic before exiting.
-    assert topic_size(kafka_settings, kafka_settings.commands_topic) == execution.commands_produced
+    assert uploads.topic_size() == execution.commands_produced
     assert 0 < execution.commands_produced < lines
 
 
 def test_document_cut_off_fails_the_execution_and_never_clears(
-    kafka_settings: KafkaSettings,
-    cassandra_settings: CassandraSettings,
-    cassandra_session: Any,
-    tmp_path: Path,
+    uploads: Uploads, tmp_path: Path
 ) -> None:
-    env = upload_env(kafka_settings, cassandra_settings)
     source = tmp_path / "cut.json"
     source.write_text(
         '{"id": "seg-cut", "name": "Cut", "persons": [{"externalId": "a"}, '
         '{"externalId": "b"}, {"extern'
     )
-    result = segflow(
-        ["upload", "--max-errors", "100%", "--rejects", str(tmp_path / "r"), str(source)], env
+    result = uploads.run(
+        ["upload", "--max-errors", "100%", "--rejects", str(tmp_path / "r"), str(source)]
     )
     assert result.returncode == 1
     assert "the rest of the file was not read" in result.stderr
-    messages = read_topic(kafka_settings, kafka_settings.commands_topic, 3, timeout_s=20)
+    messages = uploads.read(3, timeout_s=20)
     operations = [decode(m.value())["operation"] for m in messages]
     assert "REPLACE_END" not in operations
-    execution = _running(ExecutionStore(cassandra_session), env)
+    execution = uploads.latest()
     assert execution is not None
     assert execution.status is Status.FAILED
 
 
 def test_wait_reports_the_final_counts_and_fails_on_dead_letters(
-    kafka_settings: KafkaSettings,
-    cassandra_settings: CassandraSettings,
-    cassandra_session: Any,
-    tmp_path: Path,
+    uploads: Uploads, tmp_path: Path
 ) -> None:
     from segflow.db.registry import SegmentRegistry
     from tests.support.consumer_harness import consume_settings, running_consumer
 
-    env = upload_env(kafka_settings, cassandra_settings)
-    registry = SegmentRegistry(cassandra_session, 4, 0)
+    registry = SegmentRegistry(uploads.session, 4, 0)
     registry.create("4242", bucket_count=4)
     known = EXAMPLES / "village_overrides.ndjson"
     unknown = tmp_path / "unknown_segment.ndjson"
     unknown.write_text('{"user": "u-1", "segment_id": 999999999, "user_status": "add"}\n')
-    with running_consumer(consume_settings(kafka_settings, cassandra_settings)):
-        ok = segflow(["upload", "--wait", "--timeout", "60", str(known)], env)
+    with running_consumer(consume_settings(uploads.kafka, uploads.cassandra)):
+        ok = uploads.run(["upload", "--wait", "--timeout", "60", str(known)])
         assert ok.returncode == 0, ok.stderr
         assert "4 applied, 0 dead-lettered" in ok.stderr.splitlines()[-1]
-        dead = segflow(["upload", "--wait", "--timeout", "60", str(unknown)], env)
+        dead = uploads.run(["upload", "--wait", "--timeout", "60", str(unknown)])
     assert dead.returncode == 1
     assert "0 applied, 1 dead-lettered" in dead.stderr
 
 
 def test_dry_run_validates_without_producing_and_cancel_ends_an_execution(
-    kafka_settings: KafkaSettings,
-    cassandra_settings: CassandraSettings,
-    cassandra_session: Any,
-    tmp_path: Path,
+    uploads: Uploads, tmp_path: Path
 ) -> None:
-    env = upload_env(kafka_settings, cassandra_settings)
     source = tmp_path / "dry.ndjson"
     bad = mediarithmics_file(source, 500, bad_every=50)
     rejects = tmp_path / "dry.rejects.ndjson"
-    result = segflow(
-        ["upload", "--dry-run", "--max-errors", "10", "--rejects", str(rejects), str(source)], env
+    result = uploads.run(
+        ["upload", "--dry-run", "--max-errors", "10", "--rejects", str(rejects), str(source)]
     )
     assert result.returncode == 0, result.stderr
     assert "490 valid commands, 10 rejected" in result.stderr
     assert {json.loads(line)["line"] for line in rejects.read_text().splitlines()} == bad
-    assert topic_size(kafka_settings, kafka_settings.commands_topic) == 0
-    assert _running(ExecutionStore(cassandra_session), env) is None
+    assert uploads.topic_size() == 0
+    assert uploads.latest() is None
 
-    store = ExecutionStore(cassandra_session)
-    pending = store.create(
-        env["SEGFLOW_UPLOAD__IMPORT_NAME"], "x.ndjson", "village", uuid.uuid4().hex, 1
-    )
-    canceled = segflow(["executions", "cancel", pending.execution_id], env)
+    store = uploads.store
+    pending = store.create(uploads.import_name, "x.ndjson", "village", uuid.uuid4().hex, 1)
+    canceled = uploads.run(["executions", "cancel", pending.execution_id])
     assert canceled.returncode == 0, canceled.stderr
     after = store.get(pending.execution_id)
     assert after is not None
     assert after.status is Status.CANCELED
-    again = segflow(["executions", "cancel", pending.execution_id], env)
+    again = uploads.run(["executions", "cancel", pending.execution_id])
     assert again.returncode == 1
     assert "already finished" in again.stderr
-    shown = segflow(["executions", "show", pending.execution_id], env)
+    shown = uploads.run(["executions", "show", pending.execution_id])
     assert json.loads(shown.stdout)["status"] == "CANCELED"

@@ -1,24 +1,37 @@
 """A pure reference model of the membership semantics (README "Membership semantics").
 
-It applies commands in version order, literally as the contract reads, with none of the
-storage tricks of the consumer (timestamps, TTLs, partition deletions, read-time filters):
-the model-based tests compare the consumer's Cassandra state with this.
+It applies commands one by one in version order, literally as the contract reads, with none
+of the storage tricks of the consumer (timestamps, TTLs, partition deletions, held sets,
+read-time filters): the model-based tests compare the consumer's Cassandra state with this.
+
+Per (segment, user): the feed layer (in with data bag and expiry, or out) and the Village
+override: none, ``hard`` (add/block decide) or ``held`` (a reset kept the status it found;
+the next feed change hands the decision back to the feed layer).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from segflow.contract.enums import Operation
 from segflow.contract.records import CommandRecord
 
-# Ranks break ties at equal versions: a removal beats a write, as a Cassandra tombstone does;
-# between two override states the larger value wins ("block" > "add"), as Cassandra does for
-# two cells with the same timestamp.
-_FEED_RANK = {"add": 0, "remove": 1}
-_OVERRIDE_RANK = {"add": 0, "block": 1, "reset": 2}
+# Order of commands at one version (ties), as the stored cells resolve them: a feed add, then
+# the override states (block beats add, as Cassandra keeps the larger value of two cells
+# written at one timestamp), then a reset (it holds a state written at its own version),
+# then a feed removal (a removal wins ties and also releases a hold at its version; an add
+# only releases holds of lower versions), then a replace's clear at its version - 1.
+_TIE_RANK = {
+    Operation.FEED_ADD: 0,
+    Operation.REPLACE_MEMBER: 0,
+    Operation.OVERRIDE_ADD: 1,
+    Operation.OVERRIDE_BLOCK: 2,
+    Operation.OVERRIDE_RESET: 3,
+    Operation.FEED_REMOVE: 4,
+    Operation.REPLACE_END: 5,
+    Operation.REPLACE_BEGIN: 6,
+}
 
 
 @dataclass(frozen=True)
@@ -28,67 +41,83 @@ class Membership:
     via: str  # "feed" | "override"
     data_bag: str | None
     expires_at_ms: int | None
+    metadata: str | None = None
+    reference_id: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class _Override:
+    state: str  # "add" | "block"
+    mode: str  # "hard" | "held"
+
+
+def _when(cmd: CommandRecord) -> tuple[int, int]:
+    op = Operation(cmd["operation"])
+    # A replace clears at version - 1: after every command of that version.
+    version = cmd["version"] - 1 if op is Operation.REPLACE_END else cmd["version"]
+    return version, _TIE_RANK[op]
 
 
 def effective_state(
     commands: Iterable[CommandRecord], now_ms: int
 ) -> dict[str, dict[str, Membership]]:
     """segment -> user_key -> Membership, for every effective member."""
-    feed: dict[tuple[str, str], tuple[int, int, str | None, int | None]] = {}
-    overrides: dict[tuple[str, str], tuple[int, int, str]] = {}
-    cleared: dict[str, int] = defaultdict(lambda: -1)
-    for cmd in commands:
+    feed: dict[tuple[str, str], tuple[str | None, int | None]] = {}
+    overrides: dict[tuple[str, str], _Override] = {}
+    last_fields: dict[tuple[str, str], tuple[str | None, str | None, str | None]] = {}
+    for cmd in sorted(commands, key=_when):
         op = Operation(cmd["operation"])
-        version = cmd["version"]
+        if op is Operation.REPLACE_BEGIN:
+            continue
         if op is Operation.REPLACE_END:
             # A complete replace (END is only produced once the whole document was read)
-            # clears the segment's feed layer below its version.
+            # removes every feed membership of the segment below its version: a feed change
+            # for every user of the segment, so it also ends their holds.
             segment_id = cmd["segment_ids"][0]
-            cleared[segment_id] = max(cleared[segment_id], version - 1)
-            continue
-        if op is Operation.REPLACE_BEGIN:
+            for key in [k for k in feed if k[0] == segment_id]:
+                del feed[key]
+            for key, override in list(overrides.items()):
+                if key[0] == segment_id and override.mode == "held":
+                    del overrides[key]
             continue
         user = cmd["user_key"]
         assert user is not None
         for segment_id in dict.fromkeys(cmd["segment_ids"]):
             key = (segment_id, user)
             if op in (Operation.FEED_ADD, Operation.FEED_REMOVE, Operation.REPLACE_MEMBER):
-                add = op is not Operation.FEED_REMOVE
-                expires = cmd["expires_at_ms"] if op is Operation.FEED_ADD else None
-                bag = cmd["data_bag"] if op is Operation.FEED_ADD else None
-                entry = (version, _FEED_RANK["add" if add else "remove"], bag, expires)
-                if key not in feed or entry[:2] > feed[key][:2]:
-                    feed[key] = entry
-            else:
-                new_state = {
-                    Operation.OVERRIDE_ADD: "add",
-                    Operation.OVERRIDE_BLOCK: "block",
-                    Operation.OVERRIDE_RESET: "reset",
-                }[op]
-                o_entry = (version, _OVERRIDE_RANK[new_state], new_state)
-                if key not in overrides or o_entry[:2] > overrides[key][:2]:
-                    overrides[key] = o_entry
+                if op is Operation.FEED_REMOVE:
+                    feed.pop(key, None)
+                elif op is Operation.FEED_ADD:
+                    feed[key] = (cmd["data_bag"], cmd["expires_at_ms"])
+                else:
+                    feed[key] = (None, None)
+                kept = overrides.get(key)
+                if kept is not None and kept.mode == "held":
+                    del overrides[key]  # the feed change decides from now on
+                continue
+            fields = (cmd["metadata"], cmd["reference_id"], cmd["description"])
+            last_fields[key] = fields
+            if op is Operation.OVERRIDE_RESET:
+                current = overrides.get(key)
+                if current is not None:
+                    current.mode = "held"  # "does not change Segment status"
+                continue
+            overrides[key] = _Override("add" if op is Operation.OVERRIDE_ADD else "block", "hard")
 
-    def feed_member(key: tuple[str, str]) -> tuple[str | None, int | None] | None:
-        entry = feed.get(key)
-        if entry is None:
-            return None
-        version, rank, bag, expires = entry
-        if rank == _FEED_RANK["remove"] or version <= cleared[key[0]]:
-            return None
-        if expires is not None and expires <= now_ms:
-            return None
-        return bag, expires
-
-    state: dict[str, dict[str, Membership]] = defaultdict(dict)
+    result: dict[str, dict[str, Membership]] = {}
     for key in set(feed) | set(overrides):
         segment_id, user = key
-        override = overrides.get(key)
-        in_feed = feed_member(key)
-        if override is not None and override[2] == "add":
-            state[segment_id][user] = Membership("override", in_feed[0] if in_feed else None, None)
-        elif override is not None and override[2] == "block":
-            continue
-        elif in_feed is not None:
-            state[segment_id][user] = Membership("feed", in_feed[0], in_feed[1])
-    return dict(state)
+        entry = feed.get(key)
+        in_feed = entry is not None and (entry[1] is None or entry[1] > now_ms)
+        decides = overrides.get(key)
+        if decides is not None:
+            if decides.state == "add":
+                bag = entry[0] if in_feed and entry is not None else None
+                metadata, reference_id, description = last_fields[key]
+                result.setdefault(segment_id, {})[user] = Membership(
+                    "override", bag, None, metadata, reference_id, description
+                )
+        elif in_feed and entry is not None:
+            result.setdefault(segment_id, {})[user] = Membership("feed", entry[0], entry[1])
+    return result

@@ -1,10 +1,11 @@
 """The Helm chart, rendered by a real ``helm`` and validated against Kubernetes' schemas.
 
-``helm`` is built once from the Go module proxy (``go install helm.sh/helm/v3/cmd/helm``) into
-``.segflow/bin/`` and reused while the pinned version is unchanged (~2 min cold on 2 cores).
+``helm`` and ``helm-docs`` are built once from the Go module proxy (``go install``) into
+``.segflow/bin/`` and reused while the pinned version is unchanged (tests/support/go_tools.py).
 Rendered built-in kinds are validated with kubernetes-validate (the API's OpenAPI schemas for
 ``KUBE_VERSION``); the CRD kinds (ServiceMonitor, PrometheusRule, ScaledObject) have their
-required fields checked here.
+required fields checked here. The chart is also rendered as the dependency of an umbrella
+chart, and the script of its ``helm test`` pod is run against a real consumer HTTP port.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +29,27 @@ from segflow.settings import (
     ServeSettings,
 )
 from tests.support import helm_values_doc
+from tests.support.go_tools import GoToolError, go_tool
 from tests.support.settings_env import unknown_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "segflow"
-BIN_DIR = ROOT / ".segflow" / "bin"
-HELM = BIN_DIR / "helm"
-HELM_VERSION = "v3.22.0"
-STAMP = BIN_DIR / "helm.version"
 KUBE_VERSION = "1.31.0"
 CRDS = {"ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
 CRD_API_VERSIONS = {"monitoring.coreos.com/v1", "keda.sh/v1alpha1"}
 
 ALL_ON: dict[str, Any] = {
-    "exportApi": {"replicas": 2, "persistence": {"accessMode": "ReadWriteMany"}},
+    "exportApi": {
+        "replicas": 2,
+        "persistence": {"accessMode": "ReadWriteMany"},
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "DoNotSchedule",
+            }
+        ],
+    },
     "kafka": {
         "securityProtocol": "SASL_SSL",
         "saslMechanism": "SCRAM-SHA-512",
@@ -56,7 +65,9 @@ ALL_ON: dict[str, Any] = {
     },
     "extraVolumes": [{"name": "certs", "secret": {"secretName": "client-certs"}}],
     "extraVolumeMounts": [{"name": "certs", "mountPath": "/etc/segflow/certs", "readOnly": True}],
-    "consumer": {"autoscaling": {"keda": True}},
+    "consumer": {"autoscaling": {"keda": True}, "priorityClassName": "segflow-critical"},
+    "podAnnotations": {"example.com/team": "crm"},
+    "podLabels": {"team": "crm"},
     "topics": {"create": True},
     "metrics": {
         "serviceMonitor": {"enabled": True},
@@ -85,24 +96,10 @@ VARIANTS = {"defaults": None, "all-on": ALL_ON, "hpa": HPA, "minimal": MINIMAL, 
 @pytest.fixture(scope="session")
 def helm() -> Path:
     """The helm binary, built with ``go install`` on first use."""
-    if HELM.is_file() and STAMP.is_file() and STAMP.read_text().strip() == HELM_VERSION:
-        return HELM
-    go = shutil.which("go")
-    if go is None:
-        pytest.fail("the Go toolchain (`go`) is needed to build helm", pytrace=False)
-    BIN_DIR.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [go, "install", f"helm.sh/helm/v3/cmd/helm@{HELM_VERSION}"],
-        env={**os.environ, "GOBIN": str(BIN_DIR), "CGO_ENABLED": "0"},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"go install helm failed:\n{result.stderr}", pytrace=False)
-    STAMP.write_text(HELM_VERSION + "\n")
-    return HELM
+    try:
+        return go_tool("helm")
+    except GoToolError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def _helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -352,20 +349,22 @@ def test_bad_values_are_refused(helm: Path, tmp_path: Path, sets: list[str], mes
     assert message in result.stderr
 
 
-def test_every_value_is_documented() -> None:
-    """Each value has a ``# --`` comment, and the README's table is generated from them."""
-    readme = (CHART / "README.md").read_text()
-    expected = helm_values_doc.table((CHART / "values.yaml").read_text())
-    assert helm_values_doc.readme_table(readme) == expected, (
-        "helm/segflow/README.md's values table is stale: "
-        "run .venv/bin/python -m tests.support.helm_values_doc"
+def test_readme_is_what_helm_docs_generates() -> None:
+    """The README's values table is helm-docs' output for values.yaml and README.md.gotmpl."""
+    generated = helm_values_doc.render()
+    assert (CHART / "README.md").read_text() == generated, (
+        "helm/segflow/README.md is stale: run .venv/bin/python -m tests.support.helm_values_doc"
     )
+    assert "| consumer.startupProbe | object |" in generated
+    assert helm_values_doc.undocumented(generated) == []
 
 
-def test_an_undocumented_value_is_caught() -> None:
-    text = (CHART / "values.yaml").read_text() + "\nsurprise: 1\n"
-    with pytest.raises(ValueError, match="surprise has no"):
-        helm_values_doc.table(text)
+def test_an_undocumented_value_is_caught(tmp_path: Path) -> None:
+    chart = tmp_path / "segflow"
+    shutil.copytree(CHART, chart)
+    with (chart / "values.yaml").open("a") as values:
+        values.write("\nsurprise: 1\n")
+    assert helm_values_doc.undocumented(helm_values_doc.render(chart)) == ["surprise"]
 
 
 # The settings model each container's command loads (segflow/config_cli.py's processes).
@@ -452,3 +451,211 @@ def test_export_files_volume(helm: Path, tmp_path: Path) -> None:
     }
     assert volumes["exports"] == {"name": "exports", "emptyDir": {}}
     assert not by_kind(docs, "PersistentVolumeClaim")
+
+
+def _documents(helm: Path, *args: str) -> list[dict[str, Any]]:
+    result = _helm(helm, *args)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.mark.parametrize(
+    ("sets", "prefix", "name"),
+    [
+        ([], "prod-segflow", "segflow"),
+        (["nameOverride=flow"], "prod-flow", "flow"),
+        (["fullnameOverride=crm-segments"], "crm-segments", "segflow"),
+    ],
+)
+def test_names_follow_name_and_fullname_overrides(
+    helm: Path, sets: list[str], prefix: str, name: str
+) -> None:
+    args = ["template", "prod", str(CHART), "--kube-version", KUBE_VERSION]
+    args += ["--set", "metrics.serviceMonitor.enabled=true"]
+    for item in sets:
+        args += ["--set", item]
+    docs = _documents(helm, *args)
+    assert deployment(docs, "consumer")["metadata"]["name"] == f"{prefix}-consumer"
+    assert deployment(docs, "export-api")["metadata"]["name"] == f"{prefix}-export-api"
+    for doc in docs:
+        assert doc["metadata"]["name"].startswith(prefix), doc["metadata"]["name"]
+        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == name
+    for kind in ("Deployment",):
+        for doc in by_kind(docs, kind):
+            assert doc["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == name
+    monitor = by_kind(docs, "ServiceMonitor")[0]
+    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == name
+
+
+def test_pod_metadata_security_contexts_and_scheduling(helm: Path, tmp_path: Path) -> None:
+    docs = render(helm, tmp_path, ALL_ON, "podSecurityContext.runAsUser=20000")
+    for component in ("consumer", "export-api"):
+        spec = deployment(docs, component)["spec"]
+        template = spec["template"]
+        assert template["metadata"]["annotations"] == {"example.com/team": "crm"}
+        assert template["metadata"]["labels"]["team"] == "crm"
+        assert "team" not in spec["selector"]["matchLabels"]  # selectors are immutable
+        pod = template["spec"]
+        assert pod["securityContext"]["runAsUser"] == 20000
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod["containers"][0]["startupProbe"]["httpGet"]["path"] == "/healthz"
+        for constraint in pod["topologySpreadConstraints"]:
+            selected = constraint["labelSelector"]["matchLabels"]
+            assert selected == spec["selector"]["matchLabels"]
+    consumer = deployment(docs, "consumer")["spec"]["template"]["spec"]
+    assert consumer["priorityClassName"] == "segflow-critical"
+    assert consumer["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    api = deployment(docs, "export-api")["spec"]["template"]["spec"]
+    assert "priorityClassName" not in api
+    assert api["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "DoNotSchedule"
+    pdb = by_kind(docs, "PodDisruptionBudget")[0]
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    relaxed = render(helm, tmp_path, None, "securityContext.readOnlyRootFilesystem=false")
+    container = deployment(relaxed, "consumer")["spec"]["template"]["spec"]["containers"][0]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is False
+
+
+def _notes(helm: Path, tmp_path: Path, *sets: str) -> str:
+    """NOTES.txt as ``helm install`` prints it (rendered through a ConfigMap in a copy)."""
+    chart = tmp_path / "notes" / "segflow"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "notes-check.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n"
+        '  notes: {{ include "segflow/templates/NOTES.txt" . | quote }}\n'
+    )
+    args = ["template", "prod", str(chart), "--kube-version", KUBE_VERSION, "--namespace", "crm"]
+    args += ["--show-only", "templates/notes-check.yaml"]
+    for item in sets:
+        args += ["--set", item]
+    notes: str = _documents(helm, *args)[0]["data"]["notes"]
+    return notes
+
+
+def test_notes_tell_how_to_reach_and_test_the_release(helm: Path, tmp_path: Path) -> None:
+    notes = _notes(helm, tmp_path)
+    assert "helm test prod -n crm" in notes
+    assert "port-forward svc/prod-segflow-export-api 8080:80" in notes
+    assert "app.kubernetes.io/instance=prod,app.kubernetes.io/component=consumer" in notes
+    assert "No ServiceMonitor was created" in notes
+    without_api = _notes(helm, tmp_path / "b", "exportApi.enabled=false")
+    assert "Export API" not in without_api
+
+
+def _test_pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    pods = by_kind(docs, "Pod")
+    assert len(pods) == 1
+    return pods[0]
+
+
+def test_helm_test_pod_checks_the_release_endpoints(helm: Path, tmp_path: Path) -> None:
+    """The pod's script, run here against a real consumer port: passes ready, fails not."""
+    from consumer.http_endpoints import HealthServer
+    from consumer.metrics import ConsumerMetrics
+
+    docs = render(helm, tmp_path, None)
+    pod = _test_pod(docs)
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    kubernetes_validate.validate(pod, KUBE_VERSION, strict=True)
+    container = pod["spec"]["containers"][0]
+    assert (
+        container["image"]
+        == deployment(docs, "consumer")["spec"]["template"]["spec"]["containers"][0]["image"]
+    )
+    script, *urls = container["args"]
+    assert urls == [
+        "http://segflow-consumer:9400/readyz",
+        "http://segflow-consumer:9400/metrics",
+        "http://segflow-export-api:80/readyz",
+        "http://segflow-export-api:80/metrics",
+    ]
+    assert [
+        url
+        for url in _test_pod(render(helm, tmp_path, MINIMAL))["spec"]["containers"][0]["args"][1:]
+        if "export-api" in url
+    ] == []
+
+    def run(ready: bool) -> subprocess.CompletedProcess[str]:
+        server = HealthServer(
+            "127.0.0.1",
+            0,
+            ConsumerMetrics().registry,
+            lambda: (True, {}),
+            lambda: (ready, {"cassandra": ready}),
+        )
+        server.start()
+        base = f"http://127.0.0.1:{server.port}"
+        try:
+            return subprocess.run(
+                [sys.executable, "-c", script, f"{base}/readyz", f"{base}/metrics"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            server.stop()
+
+    passed = run(ready=True)
+    assert passed.returncode == 0, passed.stderr
+    assert passed.stdout.splitlines()[-1].endswith("/metrics 200")
+    failed = run(ready=False)
+    assert failed.returncode != 0
+    assert "503" in failed.stderr
+
+
+def test_network_policy_lets_the_test_pod_in(helm: Path, tmp_path: Path) -> None:
+    docs = render(helm, tmp_path, ALL_ON)
+    test_labels = _test_pod(docs)["metadata"]["labels"]
+    for policy in by_kind(docs, "NetworkPolicy"):
+        peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]]
+        selectors = [peer["podSelector"]["matchLabels"] for peer in peers if "podSelector" in peer]
+        assert any(
+            selector and all(test_labels.get(k) == v for k, v in selector.items())
+            for selector in selectors
+        ), policy["metadata"]["name"]
+
+
+def test_chart_works_as_a_dependency_of_an_umbrella_chart(helm: Path, tmp_path: Path) -> None:
+    umbrella = tmp_path / "umbrella"
+    umbrella.mkdir()
+    (umbrella / "Chart.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v2",
+                "name": "crm-platform",
+                "version": "1.0.0",
+                "dependencies": [
+                    {"name": "segflow", "version": "0.1.0", "repository": f"file://{CHART}"}
+                ],
+            }
+        )
+    )
+    (umbrella / "values.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"imageRegistry": "registry.example.com", "storageClass": "fast"},
+                "segflow": {
+                    "nameOverride": "segments",
+                    "kafka": {"bootstrapServers": "kafka.platform:9092"},
+                    "podLabels": {"platform": "crm"},
+                },
+            }
+        )
+    )
+    built = _helm(helm, "dependency", "build", str(umbrella))
+    assert built.returncode == 0, built.stderr
+    assert (umbrella / "charts" / "segflow-0.1.0.tgz").is_file()
+    linted = _helm(helm, "lint", str(umbrella), "--strict", "--kube-version", KUBE_VERSION)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    docs = _documents(helm, "template", "platform", str(umbrella), "--kube-version", KUBE_VERSION)
+    consumer = deployment(docs, "consumer")
+    assert consumer["metadata"]["name"] == "platform-segments-consumer"
+    pod = consumer["spec"]["template"]
+    assert pod["metadata"]["labels"]["platform"] == "crm"
+    assert env_of(pod["spec"]["containers"][0])["SEGFLOW_KAFKA__BOOTSTRAP_SERVERS"] == (
+        "kafka.platform:9092"
+    )
+    for doc in docs:
+        if doc["kind"] not in CRDS:
+            kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)

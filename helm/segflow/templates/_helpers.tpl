@@ -1,13 +1,28 @@
+{{/* The chart's name, or nameOverride (the app.kubernetes.io/name label). */}}
+{{- define "segflow.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Prefix of every object's name: fullnameOverride, else the release name, followed by the
+chart's name unless the release name already contains it ("segflow" -> segflow-consumer,
+"prod" -> prod-segflow-consumer).
+*/}}
 {{- define "segflow.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "segflow.name" . -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "segflow.labels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ include "segflow.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -15,9 +30,26 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end -}}
 
 {{- define "segflow.selector" -}}
-app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/name: {{ include "segflow.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/*
+Metadata of a segflow pod template: the chart's labels, the component, podLabels, and
+podAnnotations. Call with (dict "root" $ "component" "consumer").
+*/}}
+{{- define "segflow.podMetadata" -}}
+labels:
+  {{- include "segflow.labels" .root | nindent 2 }}
+  app.kubernetes.io/component: {{ .component }}
+  {{- with .root.Values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with .root.Values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{- define "segflow.image" -}}
@@ -109,22 +141,38 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
+{{/* podSecurityContext / securityContext values (defaults: non-root, read-only, no caps). */}}
 {{- define "segflow.podSecurity" -}}
+{{- with .Values.podSecurityContext -}}
 securityContext:
-  runAsNonRoot: true
-  runAsUser: 10001
-  runAsGroup: 10001
-  fsGroup: 10001
-  seccompProfile:
-    type: RuntimeDefault
+  {{- toYaml . | nindent 2 }}
+{{- end -}}
 {{- end -}}
 
 {{- define "segflow.containerSecurity" -}}
+{{- with .Values.securityContext -}}
 securityContext:
-  allowPrivilegeEscalation: false
-  readOnlyRootFilesystem: true
-  capabilities:
-    drop: ["ALL"]
+  {{- toYaml . | nindent 2 }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Scheduling of a component's pods: priorityClassName and topologySpreadConstraints, each
+constraint selecting the component's own pods unless it brings a labelSelector. Call with
+(dict "root" $ "component" "consumer" "values" .Values.consumer).
+*/}}
+{{- define "segflow.scheduling" -}}
+{{- with .values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- $selector := include "segflow.selector" (dict "root" .root "component" .component) | fromYaml }}
+{{- with .values.topologySpreadConstraints }}
+topologySpreadConstraints:
+{{- range . }}
+{{- $constraint := mergeOverwrite (dict "labelSelector" (dict "matchLabels" $selector)) (deepCopy .) }}
+{{- toYaml (list $constraint) | nindent 2 }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 

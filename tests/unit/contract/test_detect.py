@@ -50,6 +50,19 @@ def test_every_seed_fixture_is_detected(fixture: str, expected: str, tmp_path: P
         ),
         ("a.txt", b"segment_id\toperation\texpiration_duration\n", "mediarithmics-csv"),
         ("a.csv", b"x,y\n1,2\n", "mediarithmics-csv"),
+        # The mediarithmics seed's curl body: one object spread over several lines.
+        (
+            "body.json",
+            b'{ \n        "operation": "UPDATE",\n        "expiration_duration": 60,\n'
+            b'        "compartment_id": "1", \n        "user_account_id": "u",\n'
+            b'        "segment_id": "42"\n      }',
+            "mediarithmics-ndjson",
+        ),
+        (
+            "v.json",
+            b'{\n  "user": "a@b.c",\n  "segment_id": 1,\n  "user_status": "reset"\n}\n',
+            "village",
+        ),
     ],
 )
 def test_content_decides(name: str, head: bytes, expected: str) -> None:

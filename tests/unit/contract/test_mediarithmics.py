@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from producer_tools.readers import ReaderLimits
 from segflow.contract.codec import decode, encode
+from segflow.contract.errors import RecordError
 from segflow.contract.models import validate_record
 from tests.unit.contract.helpers import (
     CREATED_AT_MS,
@@ -158,6 +160,10 @@ def test_gzip_variant_reads_the_same(tmp_path: Path) -> None:
         ({"expiration_duration": 10**20}, "expiration_duration", "after year 9999"),
         ({"expiration_ts": -1}, "expiration_ts", "must be >= 0"),
         ({"expiration_ts": 10**16}, "expiration_ts", "after year 9999"),
+        ({"expiration_ts": 1893456000}, "expiration_ts", "seconds since the epoch"),
+        ({"expiration_ts": 5}, "expiration_ts", "send 5000"),
+        ({"expiration_ts": 99_999_999_999}, "expiration_ts", "milliseconds since the epoch"),
+        ({"expiration_ts": "1893456000.5"}, "expiration_ts", "below 1e11"),
         ({"expiration_ts": "soon"}, "expiration_ts", "must be a number"),
         ({"expiration_ts": [1]}, "expiration_ts", "must be a number"),
         ({"email_hash": _DROP}, "user_identifier", "none given"),
@@ -213,7 +219,10 @@ def test_rejection_rules(fields: dict[str, Any], field: str, reason: str) -> Non
         ({"operation": " DELETE "}, {"operation": "FEED_REMOVE"}),
         ({"expiration_duration": "30"}, {"expires_at_ms": CREATED_AT_MS + 30 * 60_000}),
         ({"expiration_duration": 30.0}, {"expires_at_ms": CREATED_AT_MS + 30 * 60_000}),
-        ({"expiration_duration": 30, "expiration_ts": 5}, {"expires_at_ms": 5}),
+        (
+            {"expiration_duration": 30, "expiration_ts": 1893456000000},
+            {"expires_at_ms": 1893456000000},
+        ),
         (
             {"expiration_duration": 30, "expiration_ts": 0},
             {"expires_at_ms": CREATED_AT_MS + 1800000},
@@ -247,6 +256,50 @@ def test_accepted_spellings(fields: dict[str, Any], expected: dict[str, Any]) ->
     for key, value in expected.items():
         assert command[key] == value, key  # type: ignore[literal-required]
     validate_record(command)
+
+
+def test_expiration_ts_from_1e11_is_milliseconds() -> None:
+    # The smallest value that can only be milliseconds (1973-03-03) is accepted as such.
+    command = only_command(_one(operation="DELETE", expiration_ts=100_000_000_000))
+    assert command["operation"] == "FEED_REMOVE"
+
+
+def test_past_expiry_is_produced_with_a_removal_notice() -> None:
+    past = CREATED_AT_MS - 60_000
+    _, items = read_bytes(NDJSON, _line(expiration_ts=past) + _line(email_hash="h2"))
+    assert [pos for pos, _ in items] == [1, 1, 2]
+    command, notice = items[0][1], items[1][1]
+    assert not isinstance(command, RecordError)
+    assert command["expires_at_ms"] == past
+    assert isinstance(notice, RecordError)
+    assert notice.notice
+    assert not notice.fatal
+    assert notice.field == "expiration_ts"
+    assert "applied as a removal" in notice.reason
+    assert notice.to_reject()["notice"] is True
+    # The expiry equal to the creation time has passed too; a DELETE carries no expiry.
+    _, items = read_bytes(NDJSON, _line(expiration_ts=CREATED_AT_MS))
+    assert len(errors(items)) == 1
+    _, items = read_bytes(NDJSON, _line(operation="DELETE", expiration_ts=past))
+    assert errors(items) == []
+
+
+def test_past_expiry_in_csv_gets_the_same_notice() -> None:
+    past = CREATED_AT_MS - 60_000
+    data = b"operation,email_hash,segment_id,expiration_duration,expiration_ts\n"
+    data += b"UPDATE,h1,s1,0,%d\n" % past
+    _, items = read_bytes(CSV, data)
+    assert [pos for pos, _ in items] == [2, 2]
+    assert len(commands(items)) == 1
+    assert errors(items)[0].notice
+
+
+def test_past_expiry_is_rejected_under_strict() -> None:
+    _, items = read_bytes(NDJSON, _line(expiration_ts=CREATED_AT_MS - 1), strict=True)
+    error = only_error(items)
+    assert error.field == "expiration_ts"
+    assert "--strict" in error.reason
+    assert not error.notice
 
 
 def test_unknown_fields_warn_once_per_field_and_are_ignored() -> None:
@@ -296,12 +349,60 @@ def test_blank_lines_crlf_and_bom() -> None:
     assert errors(items) == []
 
 
-def test_seed_curl_body_is_not_ndjson() -> None:
-    # The seed's curl example sends pretty-printed JSON; NDJSON needs one object per line.
-    body = b'{ \n        "operation": "UPDATE",\n        "segment_id": "1"\n      }\n'
-    _, items = read_bytes(NDJSON, body)
-    assert len(errors(items)) == 4
-    assert commands(items) == []
+# The seed's own curl body (placeholders filled in), byte for byte: one object over 7 lines.
+SEED_CURL_BODY = (
+    b'{ \n        "operation": "UPDATE",\n        "expiration_duration": 60,\n'
+    b'        "compartment_id": "1", \n        "user_account_id": "u-1",\n'
+    b'        "segment_id": "42"\n      }'
+)
+
+
+def test_seed_curl_body_is_one_command() -> None:
+    reader, items = read_bytes(NDJSON, SEED_CURL_BODY)
+    command = only_command(items)
+    assert items[0][0] == 1
+    assert command["user_key"] == "account:1:u-1"
+    assert command["segment_ids"] == ["42"]
+    assert command["expires_at_ms"] == CREATED_AT_MS + 60 * 60_000
+    assert reader.lines_read == 7
+
+
+def test_pretty_printed_objects_between_ndjson_lines() -> None:
+    pretty = json.dumps(json.loads(_line(email_hash="p1")), indent=2).encode() + b"\n"
+    data = _line() + pretty + b"\r\n" + pretty.replace(b"\n", b"\r\n") + _line(email_hash="h3")
+    _, items = read_bytes(NDJSON, data)
+    assert errors(items) == []
+    lines = [pos for pos, _ in items]
+    assert lines == [1, 2, 2 + pretty.count(b"\n") + 1, 2 + 2 * pretty.count(b"\n") + 1]
+    keys = [c["user_key"] for c in commands(items)]
+    assert keys == ["email_hash:h1", "email_hash:p1", "email_hash:p1", "email_hash:h3"]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "then"),
+    [
+        # Cut off, then NDJSON: the next unindented "{" starts afresh, nothing else is lost.
+        (b'{"operation": "UPDATE",\n  "segment_id": "1"\n', "not closed before line 3", 1),
+        (b'{\n  "operation": "UPDATE"\n', "not closed at the end of the input", 0),
+        (b'{"a": "{[ brackets in a string",\n"b": 1}\n', "", 0),
+    ],
+)
+def test_unclosed_multi_line_object_is_one_error(data: bytes, reason: str, then: int) -> None:
+    tail = _line(email_hash="ok") if then else b""
+    _, items = read_bytes(NDJSON, data + tail)
+    assert len(commands(items)) == then
+    error = errors(items)[0]
+    assert error.line == 1
+    assert reason in error.reason
+    assert len(errors(items)) == 1
+
+
+def test_multi_line_object_is_capped_by_max_line_bytes() -> None:
+    data = b"{\n" + b'  "x": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",\n' * 200 + b"}\n"
+    _, items = read_bytes(NDJSON, data + _line(), limits=ReaderLimits(max_line_bytes=1000))
+    assert len(errors(items)) == 1
+    assert "longer than 1000 bytes" in errors(items)[0].reason
+    assert len(commands(items)) == 1
 
 
 # --- CSV --------------------------------------------------------------------------------

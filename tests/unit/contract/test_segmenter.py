@@ -184,7 +184,8 @@ def test_id_after_persons_on_a_one_way_stream_is_refused() -> None:
         (b"", None, "premature EOF", 0),
         (b"   ", None, "premature EOF", 0),
         (b"[1, 2]", None, "must be a JSON object", 0),
-        (b'{"id": "s"}', "persons", "missing", 0),
+        (b'{"name": "n"}', "id", "missing", 0),
+        (b'{"id": "s", "name": "n"', None, "not valid JSON", 0),
         (b'{"name": "n", "persons": []}', "id", "missing", 0),
         (b'{"id": {"a": 1}, "persons": []}', "id", "must be a string", 0),
         (b'{"id": "s", "persons": {}}', "persons", "must be an array", 0),
@@ -305,3 +306,29 @@ def test_many_persons_are_streamed_in_constant_memory() -> None:
 def test_reading_twice_is_identical() -> None:
     path = FIXTURES / "seed003_segmenter_update.json"
     assert read_path(SEGMENTER, path)[1] == read_path(SEGMENTER, path)[1]
+
+
+def test_definition_only_document_is_a_lone_begin() -> None:
+    # Seed 003 with "persons" left out: the definition is updated, the members left alone.
+    document = {
+        "id": "seg-9",
+        "name": "Renamed",
+        "description": "new text",
+        "broadcastMediumId": "bm-2",
+        "segmentType": "static",
+    }
+    reader, items = read_bytes(SEGMENTER, json.dumps(document, indent=2).encode())
+    assert errors(items) == []
+    [begin] = commands(items)
+    assert items[0][0] == 0
+    assert begin["operation"] == "REPLACE_BEGIN"
+    assert begin["segment_ids"] == ["seg-9"]
+    assert begin["segment"] == {
+        "id": "seg-9",
+        "name": "Renamed",
+        "description": "new text",
+        "broadcast_medium_id": "bm-2",
+        "segment_type": "static",
+    }
+    assert reader.lines_read == 0
+    validate_record(begin)

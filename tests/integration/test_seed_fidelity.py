@@ -1,0 +1,401 @@
+"""Seed fidelity (issue 14) through the real topic, consumer and Cassandra.
+
+Each test reads the state back from Cassandra (``members``/``user`` readers, the registry,
+``TTL()``/``WRITETIME()`` of the stored cells) after the real consumer applied the commands.
+Commands are built by the real readers where a seed's own example is at stake.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producer_tools.readers import ReadContext, make_reader
+from segflow.contract.errors import RecordError
+from segflow.contract.records import CommandRecord
+from segflow.db.executions import ExecutionStore
+from segflow.db.membership import Member, MembershipReader
+from segflow.db.registry import SegmentRegistry
+from segflow.db.session import connect
+from segflow.kafka_admin import delete_topics, ensure_topics
+from segflow.settings import CassandraSettings, KafkaSettings
+from tests.support.cli_env import segflow_env
+from tests.support.consumer_harness import (
+    command,
+    consume_settings,
+    produce,
+    running_consumer,
+    wait_landed,
+)
+from tests.support.endpoints import Endpoints
+
+pytestmark = pytest.mark.integration
+
+US = 1_000_000
+DAY_MS = 86_400_000
+
+
+class Env:
+    """Topic + consumer + session shared by the module's tests."""
+
+    def __init__(self, kafka: KafkaSettings, session: Any) -> None:
+        self.kafka = kafka
+        self.session = session
+        self.store = ExecutionStore(session)
+        self.registry = SegmentRegistry(session, 4, 0)
+        self.reader = MembershipReader(session)
+
+    def execution(self, created_at_us: int | None = None) -> str:
+        tag = uuid.uuid4().hex[:8]
+        created = created_at_us or int(time.time() * US)
+        return self.store.create("seeds", f"{tag}.ndjson", "test", tag * 8, created).execution_id
+
+    def apply(self, execution_id: str, records: list[CommandRecord]) -> None:
+        """Produce ``records`` (in this order, one partition) and wait until all landed."""
+        produce(self.kafka, list(enumerate(records)), execution_id)
+        landed = wait_landed(self.store, execution_id, len(records))
+        assert landed.commands_dead_lettered == 0
+
+    def members(self, segment_id: str) -> dict[str, Member]:
+        segment = self.registry.get(segment_id, fresh=True)
+        assert segment is not None
+        return {m.user_key: m for m in self.reader.members(segment)}
+
+    def read(self, fmt: str, data: bytes, created_at_us: int) -> tuple[str, list[CommandRecord]]:
+        """Run a real reader over ``data`` for a new execution; its commands (no errors)."""
+        execution_id = self.execution(created_at_us)
+        ctx = ReadContext(execution_id, "cd" * 32, created_at_us, "seed-input")
+        items = list(make_reader(fmt, ctx).read(io.BytesIO(data)))
+        assert [i for _, i in items if isinstance(i, RecordError)] == []
+        return execution_id, [i for _, i in items if not isinstance(i, RecordError)]
+
+
+@pytest.fixture(scope="module")
+def env(endpoints: Endpoints, cassandra_settings: CassandraSettings) -> Iterator[Env]:
+    suffix = uuid.uuid4().hex[:8]
+    kafka = KafkaSettings(
+        bootstrap_servers=endpoints.bootstrap_servers,
+        commands_topic=f"seeds-{suffix}",
+        dead_letter_topic=f"seeds-dlq-{suffix}",
+        topic_partitions=1,
+    )
+    ensure_topics(kafka)
+    cluster, session = connect(cassandra_settings, cassandra_settings.keyspace)
+    try:
+        with running_consumer(consume_settings(kafka, cassandra_settings)):
+            yield Env(kafka, session)
+    finally:
+        cluster.shutdown()
+        delete_topics(kafka, [kafka.commands_topic, kafka.dead_letter_topic])
+
+
+def _segment() -> str:
+    return f"seed-{uuid.uuid4().hex[:10]}"
+
+
+def _document(segment_id: str, name: str, persons: list[str] | None) -> bytes:
+    """Seed 003's example document, placeholders filled in (``persons`` left out if None)."""
+    doc: dict[str, Any] = {
+        "id": segment_id,
+        "name": name,
+        "description": f"about {name}",
+        "broadcastMediumId": "bm-1",
+        "segmentType": "static",
+    }
+    if persons is not None:
+        doc["persons"] = [
+            {
+                "substitutionTags": [{"tag": "city", "value": "Lyon"}],
+                "externalId": external,
+                "firstName": "F",
+                "lastName": "L",
+                "phone": "+33100000000",
+                "email": f"{external}@example.com",
+            }
+            for external in persons
+        ]
+    return json.dumps(doc, indent=2).encode()
+
+
+# --- Segment definitions: decided by version (14.6) and definition-only documents (14.5) ----
+
+
+def test_older_definition_applied_first_does_not_shadow_a_newer_one(env: Env) -> None:
+    # The lagging-consumer case: the older document creates the segment when it is applied;
+    # the newer one, applied after, must win although its version is older than that creation.
+    segment = _segment()
+    base = int(time.time() * US) - 3600 * US
+    old_run, old = env.read("segmenter", _document(segment, "N1", ["a"]), base)
+    new_run, new = env.read("segmenter", _document(segment, "N2", ["a"]), base + 60 * US)
+    env.apply(old_run, old)
+    env.apply(new_run, new)
+    registered = env.registry.get(segment, fresh=True)
+    assert registered is not None
+    assert registered.name == "N2"
+    assert registered.description == "about N2"
+
+
+def test_newer_definition_applied_first_stays(env: Env) -> None:
+    segment = _segment()
+    base = int(time.time() * US) - 3600 * US
+    old_run, old = env.read("segmenter", _document(segment, "N1", []), base)
+    new_run, new = env.read("segmenter", _document(segment, "N2", []), base + 60 * US)
+    env.apply(new_run, new)
+    env.apply(old_run, old)
+    registered = env.registry.get(segment, fresh=True)
+    assert registered is not None
+    assert registered.name == "N2"
+
+
+def test_definition_after_an_identity_only_creation_is_applied(env: Env) -> None:
+    # A segment created first without a definition (auto-created by a feed command, or by
+    # `segments create ID`): a definition versioned before that creation still applies.
+    segment = _segment()
+    env.registry.create(segment, bucket_count=4)
+    run, records = env.read(
+        "segmenter", _document(segment, "Named", []), int(time.time() * US) - 3600 * US
+    )
+    env.apply(run, records)
+    registered = env.registry.get(segment, fresh=True)
+    assert registered is not None
+    assert registered.name == "Named"
+    assert registered.segment_type == "static"
+
+
+def test_definition_only_document_updates_the_definition_and_keeps_members(env: Env) -> None:
+    segment = _segment()
+    base = int(time.time() * US) - 3600 * US
+    run, records = env.read("segmenter", _document(segment, "Before", ["p1", "p2"]), base)
+    env.apply(run, records)
+    assert set(env.members(segment)) == {"user_id:p1", "user_id:p2"}
+    run, records = env.read("segmenter", _document(segment, "After", None), base + 60 * US)
+    assert [r["operation"] for r in records] == ["REPLACE_BEGIN"]
+    env.apply(run, records)
+    registered = env.registry.get(segment, fresh=True)
+    assert registered is not None
+    assert registered.name == "After"
+    assert set(env.members(segment)) == {"user_id:p1", "user_id:p2"}
+    assert {m.segment_id for m in env.reader.user_segments("user_id:p1")} >= {segment}
+
+
+# --- Tests that can fail (14.10): TTLs, technical names, the seed's own example bodies --------
+
+
+def test_feed_expiry_is_the_ttl_of_the_stored_cells(env: Env) -> None:
+    segment = _segment()
+    env.registry.create(segment, bucket_count=1)
+    run = env.execution()
+    now_ms = int(time.time() * 1000)
+    expires = now_ms + DAY_MS
+    add = command(run, "FEED_ADD", now_ms * 1000, "email_hash:ttl", [segment])
+    add["expires_at_ms"] = expires
+    add["data_bag"] = '{"k": 1}'
+    never = command(run, "FEED_ADD", now_ms * 1000, "email_hash:never", [segment])
+    env.apply(run, [add, never])
+    by_segment = {
+        row.user_key: row.ttl
+        for row in env.session.execute(
+            "SELECT user_key, TTL(data_bag) AS ttl FROM feed_by_segment "
+            "WHERE segment_id = %s AND bucket = 0",
+            (segment,),
+        )
+    }
+    by_user = env.session.execute(
+        "SELECT TTL(feed_member) AS ttl FROM segments_by_user "
+        "WHERE user_key = 'email_hash:ttl' AND segment_id = %s",
+        (segment,),
+    ).one()
+    applied_ms = int(time.time() * 1000)
+    # TTL = expiry - apply time (rounded up), read back after the apply: between the time
+    # left now and the time left when the command was built.
+    for ttl in (by_segment["email_hash:ttl"], by_user.ttl):
+        assert ttl is not None
+        assert (expires - applied_ms) // 1000 - 1 <= ttl <= (expires - now_ms) // 1000 + 1
+    assert by_segment["email_hash:never"] is None
+
+
+def test_technical_names_resolve_to_their_segment_in_the_consumer(env: Env) -> None:
+    segment = _segment()
+    name = f"tech-{uuid.uuid4().hex[:8]}"
+    env.registry.create(segment, technical_name=name, bucket_count=4)
+    data = json.dumps(
+        {
+            "operation": "UPDATE",
+            "expiration_duration": 0,
+            "email_hash": "by-name",
+            "segment_technical_names": [name],
+        }
+    ).encode()
+    run, records = env.read("mediarithmics-ndjson", data, int(time.time() * US))
+    assert records[0]["segment_ids"] == []
+    env.apply(run, records)
+    assert set(env.members(segment)) == {"email_hash:by-name"}
+    assert [m.segment_id for m in env.reader.user_segments("email_hash:by-name")] == [segment]
+
+
+def test_the_mediarithmics_curl_body_as_written_adds_the_user(env: Env) -> None:
+    segment = _segment()
+    env.registry.create(segment, bucket_count=4)
+    body = (
+        b'{ \n        "operation": "UPDATE",\n        "expiration_duration": 60,\n'
+        b'        "compartment_id": "1", \n        "user_account_id": "u-9",\n'
+        b'        "segment_id": "' + segment.encode() + b'"\n      }'
+    )
+    created = int(time.time() * US)
+    run, records = env.read("mediarithmics-ndjson", body, created)
+    env.apply(run, records)
+    member = env.members(segment)["account:1:u-9"]
+    assert member.expires_at is not None
+    assert int(member.expires_at.timestamp() * 1000) == created // 1000 + 60 * 60_000
+
+
+# --- Village reset keeps the status; later feed changes decide (14.1) ------------------------
+
+
+def _village(
+    run: str, status: str, version: int, user: str, segment: str, **fields: Any
+) -> CommandRecord:
+    op = {"add": "OVERRIDE_ADD", "block": "OVERRIDE_BLOCK", "reset": "OVERRIDE_RESET"}[status]
+    record = command(run, op, version, user, [segment], source="VILLAGE")
+    record.update(fields)  # type: ignore[typeddict-item]
+    return record
+
+
+def _feed(run: str, add: bool, version: int, user: str, segment: str) -> CommandRecord:
+    return command(run, "FEED_ADD" if add else "FEED_REMOVE", version, user, [segment])
+
+
+def _both_views(env: Env, segment: str, user: str) -> Member | None:
+    """The user's membership read by segment and by user; both views must agree."""
+    by_segment = env.members(segment).get(user)
+    by_user = {m.segment_id: m for m in env.reader.user_segments(user)}.get(segment)
+    assert by_segment == by_user
+    return by_segment
+
+
+# (name, commands as (kind, version offset), member at the end?). Delivered in list order
+# and reversed: the result must not depend on it.
+RESET_CASES = [
+    # Seed: "This does not change Segment status". Today's code dropped the override.
+    ("add then reset keeps the user in", [("add", 1), ("reset", 2)], True),
+    ("feed in, block, reset keeps the user out", [("in", 1), ("block", 2), ("reset", 3)], False),
+    # "...allows Program and Rule logic to affect this user's Segment membership going forward"
+    ("a feed removal after the reset decides", [("add", 1), ("reset", 2), ("out", 3)], False),
+    ("a feed add after the reset decides", [("block", 1), ("reset", 2), ("in", 3)], True),
+    ("a feed change before the reset does not", [("add", 1), ("out", 2), ("reset", 3)], True),
+    (
+        "a second reset after a feed change holds the feed's status",
+        [("block", 1), ("reset", 2), ("in", 3), ("reset", 4)],
+        True,
+    ),
+    ("a reset without override changes nothing", [("in", 1), ("reset", 2)], True),
+    ("an override after the reset decides again", [("add", 1), ("reset", 2), ("block", 3)], False),
+    ("a reset at the override's version holds it", [("in", 1), ("block", 2), ("reset", 2)], False),
+    ("a removal at the reset's version decides", [("add", 1), ("reset", 2), ("out", 2)], False),
+    ("an add at the reset's version does not", [("block", 1), ("reset", 2), ("in", 2)], False),
+]
+
+
+@pytest.mark.parametrize(("name", "steps", "member"), RESET_CASES, ids=[c[0] for c in RESET_CASES])
+@pytest.mark.parametrize("order", ["forward", "reversed"])
+def test_village_reset_keeps_the_status_until_a_feed_change(
+    env: Env, name: str, steps: list[tuple[str, int]], member: bool, order: str
+) -> None:
+    segment = _segment()
+    env.registry.create(segment, bucket_count=2)
+    run = env.execution()
+    base = int(time.time() * US) - 3600 * US
+    user = "email:reset@example.com"
+    records = [
+        _feed(run, kind == "in", base + offset, user, segment)
+        if kind in ("in", "out")
+        else _village(run, kind, base + offset, user, segment)
+        for kind, offset in steps
+    ]
+    if order == "reversed":
+        records.reverse()
+    env.apply(run, records)
+    found = _both_views(env, segment, user)
+    assert (found is not None) == member, name
+    from tests.support.reference_model import effective_state
+
+    model = effective_state(records, int(time.time() * 1000))
+    assert (user in model.get(segment, {})) == member, f"reference model: {name}"
+
+
+# --- Village reporting fields stored with the override (14.2) --------------------------------
+
+
+def _cli(env: Env, cassandra: CassandraSettings, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "segflow.cli", *args],
+        env=segflow_env(env.kafka, cassandra, SEGFLOW_LOG__LEVEL="WARNING"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_village_fields_are_stored_with_the_override(
+    env: Env, cassandra_settings: CassandraSettings, tmp_path: Path
+) -> None:
+    segment_number = int(time.time() * 1000) % 10**9
+    segment = str(segment_number)
+    env.registry.create(segment, bucket_count=2)
+    line = {
+        "user": "Ann@Example.com",
+        "segment_id": segment_number,
+        "user_status": "add",
+        "metadata": {"campaign": "spring", "score": 3},
+        "reference_id": "ref-77",
+        "description": "VIP from the CRM",
+    }
+    run, records = env.read("village", json.dumps(line).encode(), int(time.time() * US))
+    env.apply(run, records)
+    member = _both_views(env, segment, "email:ann@example.com")
+    assert member is not None
+    assert member.via == "override"
+    assert json.loads(member.metadata or "") == {"campaign": "spring", "score": 3}
+    assert member.reference_id == "ref-77"
+    assert member.description == "VIP from the CRM"
+
+    # `members` / `user` show them; the export offers them as membership attributes.
+    [listed] = [
+        json.loads(x)
+        for x in _cli(
+            env, cassandra_settings, "members", segment, "--format", "ndjson"
+        ).splitlines()
+    ]
+    assert listed["reference_id"] == "ref-77"
+    assert listed["description"] == "VIP from the CRM"
+    assert json.loads(listed["metadata"]) == {"campaign": "spring", "score": 3}
+    [own] = [
+        json.loads(x)
+        for x in _cli(
+            env, cassandra_settings, "user", "email:Ann@Example.com", "--format", "ndjson"
+        ).splitlines()
+        if json.loads(x)["segment_id"] == segment
+    ]
+    assert own == listed
+    out = tmp_path / "export.json"
+    attributes = "membership.via,membership.metadata,membership.reference_id,membership.description"
+    _cli(env, cassandra_settings, "export", segment, "--attributes", attributes, "--out", str(out))
+    exported = json.loads(out.read_bytes())
+    assert exported["email:ann@example.com"]["sections"][segment]["attributes"] == {
+        "membership.via": {"value": "override"},
+        "membership.metadata": {"value": {"campaign": "spring", "score": 3}},
+        "membership.reference_id": {"value": "ref-77"},
+        "membership.description": {"value": "VIP from the CRM"},
+    }
