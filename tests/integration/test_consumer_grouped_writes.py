@@ -4,6 +4,7 @@ an UNLOGGED batch, in every grouping mode; a record Cassandra refuses is dead-le
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from consumer.runtime import build
+from consumer.writer import PermanentWriteError
 from segflow.db.executions import ExecutionStore
 from segflow.db.layout import bucket_of
 from segflow.db.registry import SegmentRegistry
@@ -69,6 +72,10 @@ def test_grouped_statements_keep_their_own_writetime_and_ttl(
         statements = consumer.metrics.cassandra_writes._value.get()
     if mode == "DISABLED":
         assert requests == statements
+    elif mode == "PARTITION_KEY":
+        # Only the feed rows share partitions (4 buckets); by-user rows and change events
+        # (1024 shards) are one partition per user here.
+        assert requests < statements - 100, "statements were not grouped"
     else:
         assert requests < statements / 2, "statements were not grouped"
 
@@ -152,3 +159,48 @@ def test_a_record_cassandra_refuses_is_dead_lettered_and_the_batch_lands(
         (segment,),
     )
     assert {row.user_key for row in members} == {f"user_id:r{i}" for i in range(60)}
+
+
+def test_a_refusal_no_record_explains_stops_the_consumer_without_dead_letters(
+    kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, cassandra_session: Any
+) -> None:
+    # events_ttl_days at its bound (20 years) puts every change event past 2038, which this
+    # node refuses: the setting is to blame, not the records. Nothing may be dead-lettered or
+    # committed; the consumer stops with PermanentWriteError and counts it.
+    segment = f"ttl-{uuid.uuid4().hex[:8]}"
+    SegmentRegistry(cassandra_session, BUCKETS, 0).create(segment, bucket_count=BUCKETS)
+    store = ExecutionStore(cassandra_session)
+    eid = store.create("ttl", "ttl.ndjson", "producer", uuid.uuid4().hex, 1).execution_id
+    version = int(time.time() * 1_000_000)
+    records = [
+        (i, command(eid, "FEED_ADD", version + i, f"user_id:t{i}", [segment])) for i in range(20)
+    ]
+    produce(kafka_settings, records, eid, shuffle_partitions=1)
+    settings = consume_settings(kafka_settings, cassandra_settings, events_ttl_days=7300)
+    consumer = build(settings)
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            consumer.loop.run()
+        except BaseException as exc:  # checked below
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        thread.join(timeout=90)
+        if thread.is_alive():  # still consuming: it did not stop; end it, then fail
+            consumer.loop.stop()
+            thread.join(timeout=60)
+        assert len(raised) == 1, "the consumer went on instead of stopping"
+        assert isinstance(raised[0], PermanentWriteError)
+        assert consumer.metrics.unattributed_write_errors._value.get() == 1
+        assert consumer.metrics.dead_lettered.labels(reason="write_rejected")._value.get() == 0
+    finally:
+        consumer.close()
+    assert committed_lag(kafka_settings, settings.consumer.group_id) == len(records)
+    assert read_topic(kafka_settings, kafka_settings.dead_letter_topic, 1, timeout_s=3) == []
+    execution = store.get(eid)
+    assert execution is not None
+    assert execution.landed == 0
