@@ -1,14 +1,25 @@
-"""Consumer throughput against the ceiling of a bare driver loop writing the same rows.
+"""Consumer throughput against two bare driver loops writing exactly the rows it plans.
 
-Run (stack up and migrated): ``python -m bench.bench_consumer --commands 200000``
+Run (stack up and migrated; the machine to itself):
+``python -m bench.bench_consumer --commands 100000`` and, to choose the defaults,
+``python -m bench.bench_consumer --sweep --commands 30000``.
 
-(a) A bare cassandra-driver loop executing exactly the statements the consumer plans for the
-    N commands (``consumer.plan`` + the progress sets), prepared, ``execute_concurrent`` at the
-    best of a few concurrency levels — the ceiling on this Cassandra node;
-(b) ``segflow consume --until-idle`` (a child process) draining the same N commands from a
-    pre-filled topic, timed from start until every command is recorded as applied.
-Printed: both rates, b/a, Cassandra writes per command, CPU seconds per 1M commands of the
-consumer (wait4) and of the Cassandra JVM (/proc/PID/stat) during each run.
+Per workload, in one run, on the same node:
+
+(a1) a bare single-row driver loop: the consumer's planned statements (``CommandPlanner`` on
+     the same records, batches of ``batch_size``), each sent alone through
+     ``execute_concurrent`` at ``max_in_flight`` — on a sample when the workload is large;
+(a2) a bare grouped-batch driver loop: the same statements bound and grouped by the consumer's
+     own ``StatementGrouper`` (same mode and bounds), sent as UNLOGGED batches through
+     ``execute_concurrent`` — the ceiling of this node and this driver;
+(b)  ``segflow consume --until-idle`` (a child process) draining the same records from a
+     pre-filled topic, timed until every command is recorded as applied.
+
+Workloads: ``feed`` (85 % adds, 15 % removes over 10 segments), ``replace`` (one replace of
+``--replace-members`` members plus feed traffic), ``feed --workers 2``.
+Printed: commands/s, rows/s, b/a2, b/a1, client CPU µs per command (the bench process for a1/a2,
+the consumer child for b, via getrusage/wait4) and Cassandra CPU µs per command
+(/proc/PID/stat of the JVM listening on the Cassandra port, whichever checkout started it).
 """
 
 from __future__ import annotations
@@ -16,39 +27,43 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cassandra.concurrent import execute_concurrent
-from cassandra.query import UNSET_VALUE
+from cassandra.query import BatchStatement, BatchType
 from confluent_kafka import Producer
 
-from consumer.batch import UNSET
-from consumer.plan import Context, plan_feed
+from consumer.grouping import StatementGrouper
+from consumer.planner import CommandPlanner
 from consumer.statements import prepare_all
 from segflow.contract.codec import default_codec
-from segflow.contract.records import CommandRecord, command_record
+from segflow.contract.records import CommandRecord, SegmentDefinitionRecord, command_record
 from segflow.db.executions import ExecutionStore
 from segflow.db.registry import SegmentRegistry
 from segflow.db.session import connect
 from segflow.headers import EXECUTION_ID, SEQUENCE
 from segflow.kafka_admin import delete_topics, ensure_topics
-from segflow.settings import CassandraSettings, KafkaSettings, StackSettings
-from segflow.stack import cassandra_node
+from segflow.settings import CassandraSettings, ConsumerOptions, ConsumeSettings, KafkaSettings
 
 SEGMENTS = 10
 BUCKETS = 64
+A1_SAMPLE = 20_000
 
 
-def commands(execution_id: str, count: int, segments: list[str]) -> list[CommandRecord]:
+# -- workloads -------------------------------------------------------------------------
+
+
+def feed_commands(execution_id: str, count: int, segments: list[str], seed: int) -> list[Any]:
     """Feed adds and removes over many users, one segment each, distinct versions."""
-    rng = random.Random(11)
+    rng = random.Random(seed)
     version = time.time_ns() // 1000
     out: list[CommandRecord] = []
     for index in range(count):
@@ -67,61 +82,197 @@ def commands(execution_id: str, count: int, segments: list[str]) -> list[Command
     return out
 
 
-def cassandra_cpu_s() -> float:
-    """CPU seconds used so far by the local stack's Cassandra JVM."""
-    pid = cassandra_node.process(StackSettings()).read_pid()
+def replace_commands(execution_id: str, members: int, segment: str) -> list[Any]:
+    """One Segmenter replace of ``members`` persons (begin, members with profiles, end)."""
+    version = time.time_ns() // 1000
+    definition: SegmentDefinitionRecord = {
+        "id": segment,
+        "name": "bench",
+        "description": None,
+        "broadcast_medium_id": None,
+        "segment_type": "static",
+    }
+    out: list[CommandRecord] = []
+
+    def cmd(operation: str, user: str | None) -> CommandRecord:
+        return command_record(
+            command_id=uuid.uuid4().hex,
+            execution_id=execution_id,
+            operation=operation,
+            version=version,
+            user_key=user,
+            segment_ids=[segment],
+        )
+
+    begin = cmd("REPLACE_BEGIN", None)
+    begin["segment"] = definition
+    out.append(begin)
+    for index in range(members):
+        member = cmd("REPLACE_MEMBER", f"user_id:r{index}")
+        member["person"] = {
+            "external_id": f"r{index}",
+            "first_name": "F",
+            "last_name": None,
+            "email": f"r{index}@example.com",
+            "phone": None,
+            "substitution_tags": [],
+        }
+        out.append(member)
+    end = cmd("REPLACE_END", None)
+    end["segment"] = definition
+    end["member_count"] = members
+    out.append(end)
+    return out
+
+
+class _Message:
+    """The few Kafka message accessors the planner reads, for planning outside Kafka."""
+
+    def __init__(self, value: bytes, sequence: int, execution_id: str, offset: int) -> None:
+        self._value = value
+        self._offset = offset
+        self._headers = [(EXECUTION_ID, execution_id.encode()), (SEQUENCE, str(sequence).encode())]
+
+    def topic(self) -> str:
+        return "bench"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return self._headers
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> bytes | None:
+        return None
+
+    def error(self) -> None:
+        return None
+
+
+def planned_statements(
+    planner: CommandPlanner, prepared: dict[Any, Any], cmds: list[Any], batch_size: int
+) -> list[tuple[Any, tuple[Any, ...]]]:
+    """Exactly the (prepared statement, values) pairs the consumer plans for ``cmds``."""
+    encode = default_codec().encode
+    out: list[tuple[Any, tuple[Any, ...]]] = []
+    for start in range(0, len(cmds), batch_size):
+        chunk = cmds[start : start + batch_size]
+        messages = [
+            _Message(encode(cmd), start + i, cmd["execution_id"], start + i)
+            for i, cmd in enumerate(chunk)
+        ]
+        batch = planner.plan(messages)
+        out.extend((prepared[w.stmt], w.values) for w in batch.writes)
+        out.extend(batch.extra)
+    return out
+
+
+# -- measuring -------------------------------------------------------------------------
+
+
+def listening_pid(port: int) -> int | None:
+    """The pid of the process listening on TCP ``port`` (whichever checkout started it)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            next(handle)
+            for line in handle:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def cpu_of(pid: int | None) -> float:
+    """CPU seconds used so far by ``pid`` (nan when unknown)."""
     if pid is None:
         return float("nan")
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bare_driver(
-    session: Any, cmds: list[CommandRecord], store: ExecutionStore, concurrency: int
-) -> tuple[float, int]:
-    """(a): the consumer's statements for ``cmds`` through execute_concurrent."""
-    prepared = prepare_all(session)
-    ctx = Context(now_ms=int(time.time() * 1000), events_ttl_s=400 * 86400)
-    statements: list[tuple[Any, tuple[Any, ...]]] = []
-    for cmd in cmds:
-        assert cmd["user_key"] is not None
-        for write in plan_feed(
-            cmd["segment_ids"][0],
-            BUCKETS,
-            cmd["user_key"],
-            cmd["version"],
-            cmd["command_id"],
-            cmd["operation"] == "FEED_ADD",
-            cmd["expires_at_ms"],
-            cmd["data_bag"],
-            ctx,
-        ):
-            values = tuple(UNSET_VALUE if v is UNSET else v for v in write.values)
-            statements.append((prepared[write.stmt], values))
-    for start in range(0, len(cmds), 1000):
-        statements.extend(
-            store.record_progress(
-                [
-                    (cmds[0]["execution_id"], seq)
-                    for seq in range(start, min(start + 1000, len(cmds)))
-                ],
-                [],
-            )
-        )
-    begin = time.perf_counter()
-    results = execute_concurrent(
+def self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Result:
+    label: str
+    commands: int
+    rows: int
+    seconds: float
+    client_cpu: float
+    cassandra_cpu: float
+    startup: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.commands / self.seconds
+
+
+def timed(
+    label: str, commands: int, rows: int, cassandra_pid: int | None, run: Callable[[], None]
+) -> Result:
+    cass, mine, begin = cpu_of(cassandra_pid), self_cpu(), time.perf_counter()
+    run()
+    seconds = time.perf_counter() - begin
+    return Result(label, commands, rows, seconds, self_cpu() - mine, cpu_of(cassandra_pid) - cass)
+
+
+def bare_single(session: Any, statements: list[Any], concurrency: int) -> None:
+    """(a1): every statement alone."""
+    for ok, result in execute_concurrent(
         session,
         statements,
         concurrency=concurrency,
-        raise_on_first_error=True,
+        raise_on_first_error=False,
         results_generator=True,
-    )
-    for _ in results:
-        pass
-    return time.perf_counter() - begin, len(statements)
+    ):
+        if not ok:
+            raise RuntimeError(f"bare write failed: {result!r}")
 
 
-def fill_topic(kafka: KafkaSettings, topic: str, cmds: list[CommandRecord]) -> None:
+def bare_grouped(
+    session: Any, statements: list[Any], grouper: StatementGrouper, concurrency: int
+) -> None:
+    """(a2): the same statements bound and grouped as the consumer groups them."""
+    bounds = [prepared.bind(values) for prepared, values in statements]
+    requests: list[tuple[Any, Any]] = []
+    for group in grouper.group(bounds):
+        if len(group) == 1:
+            requests.append((bounds[group[0]], None))
+            continue
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for index in group:
+            batch.add(bounds[index])
+        requests.append((batch, None))
+    for ok, result in execute_concurrent(
+        session,
+        requests,
+        concurrency=concurrency,
+        raise_on_first_error=False,
+        results_generator=True,
+    ):
+        if not ok:
+            raise RuntimeError(f"bare batch failed: {result!r}")
+
+
+def fill_topic(kafka: KafkaSettings, topic: str, cmds: list[Any]) -> None:
     producer = Producer({**kafka.client_config(), "linger.ms": 20, "compression.type": "zstd"})
     encode = default_codec().encode
     for seq, cmd in enumerate(cmds):
@@ -145,104 +296,274 @@ def run_consumer(
     cassandra: CassandraSettings,
     topic: str,
     store: ExecutionStore,
-    execution_id: str,
+    execution_ids: list[str],
     count: int,
-) -> tuple[float, float]:
-    """(b): wall seconds until every command landed, and the child's CPU seconds."""
+    workers: int,
+    options: dict[str, str],
+) -> tuple[float, float, float]:
+    """(b): (seconds from the first to the last landed command, startup seconds, child CPU s).
+
+    The child's start (imports, connecting, joining the group: a few seconds) is reported
+    apart; its CPU stays in the CPU figure.
+    """
     env = {
         **os.environ,
         "SEGFLOW_KAFKA__COMMANDS_TOPIC": topic,
         "SEGFLOW_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "SEGFLOW_KAFKA__DEAD_LETTER_TOPIC": f"{topic}-dlq",
+        "SEGFLOW_CASSANDRA__CONTACT_POINTS": ",".join(cassandra.contact_points),
+        "SEGFLOW_CASSANDRA__PORT": str(cassandra.port),
         "SEGFLOW_CASSANDRA__KEYSPACE": cassandra.keyspace,
         "SEGFLOW_CONSUMER__GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
         "SEGFLOW_CONSUMER__HTTP_PORT": "0",
         "SEGFLOW_CONSUMER__IDLE_EXIT_S": "1",
+        "SEGFLOW_CONSUMER__WORKERS": str(workers),
         "SEGFLOW_LOG__LEVEL": "WARNING",
+        **{f"SEGFLOW_CONSUMER__{key.upper()}": value for key, value in options.items()},
     }
-    begin = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "segflow.cli", "consume", "--until-idle"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    drained = None
-    while drained is None:
-        execution = store.get(execution_id)
-        if execution is not None and execution.landed >= count:
-            drained = time.perf_counter() - begin
-        elif proc.poll() is not None:
+    spawned = time.perf_counter()
+    first: float | None = None
+    at_first = 0
+    while True:
+        landed = 0
+        for execution_id in execution_ids:
+            execution = store.get(execution_id)
+            landed += execution.landed if execution is not None else 0
+        now = time.perf_counter()
+        if first is None and landed > 0:
+            first, at_first = now, landed
+        if landed >= count:
+            break
+        if proc.poll() is not None:
             raise RuntimeError("the consumer exited before draining the topic")
-        else:
-            time.sleep(0.2)
+        time.sleep(0.05)
+    assert first is not None
+    proc.terminate()  # drained: the wall time is taken; the child's CPU comes from wait4
     _, _status, usage = os.wait4(proc.pid, 0)
-    return drained, usage.ru_utime + usage.ru_stime
+    cpu = float(usage.ru_utime + usage.ru_stime)
+    if at_first >= count:  # all landed by the first look: no steady period to time
+        return now - spawned, 0.0, cpu
+    # The steady rate (commands landed after the first look, over the time they took),
+    # expressed as seconds for all ``count`` commands.
+    return (now - first) * count / (count - at_first), first - spawned, cpu
 
 
-def measured(function: Callable[[], Any]) -> tuple[Any, float]:
-    before = cassandra_cpu_s()
-    result = function()
-    return result, cassandra_cpu_s() - before
+# -- the runs --------------------------------------------------------------------------
+
+
+@dataclass
+class Env:
+    kafka: KafkaSettings
+    cassandra: CassandraSettings
+    session: Any
+    store: ExecutionStore
+    registry: SegmentRegistry
+    planner: CommandPlanner
+    prepared: dict[Any, Any]
+    cassandra_pid: int | None
+    partitions: int
+
+
+def workload(env: Env, kind: str, n: int, replace_members: int) -> Iterator[list[Any]]:
+    """Fresh commands (new executions, new segments) of one workload, per call."""
+    while True:
+        tag = uuid.uuid4().hex[:6]
+        segments = [f"bench-{tag}-{i}" for i in range(SEGMENTS)]
+        for segment in segments:
+            env.registry.create(segment, bucket_count=BUCKETS)
+        execution = env.store.create("bench", kind, "producer", uuid.uuid4().hex, 1)
+        cmds = feed_commands(execution.execution_id, n, segments, seed=11)
+        if kind == "replace":
+            replace_segment = f"bench-{tag}-replace"
+            env.registry.create(replace_segment, bucket_count=BUCKETS)
+            other = env.store.create("bench", "replace", "producer", uuid.uuid4().hex, 1)
+            cmds = replace_commands(other.execution_id, replace_members, replace_segment) + cmds
+        yield cmds
+
+
+def consumer_run(
+    env: Env, label: str, cmds: list[Any], workers: int, options: dict[str, str]
+) -> Result:
+    topic = f"bench-consumer-{uuid.uuid4().hex[:8]}"
+    ensure_topics(env.kafka, [topic, f"{topic}-dlq"], partitions=env.partitions)
+    try:
+        fill_topic(env.kafka, topic, cmds)
+        executions = sorted({cmd["execution_id"] for cmd in cmds})
+        rows = len(planned_rows_estimate(env, cmds))
+        cass = cpu_of(env.cassandra_pid)
+        seconds, startup, cpu = run_consumer(
+            env.kafka, env.cassandra, topic, env.store, executions, len(cmds), workers, options
+        )
+        result = Result(label, len(cmds), rows, seconds, cpu, cpu_of(env.cassandra_pid) - cass)
+        result.startup = startup
+        return result
+    finally:
+        delete_topics(env.kafka, [topic, f"{topic}-dlq"])
+
+
+_ROWS: dict[int, list[Any]] = {}
+
+
+def planned_rows_estimate(env: Env, cmds: list[Any]) -> list[Any]:
+    """The statements planned for ``cmds`` (cached per list: rows/s of every run)."""
+    key = id(cmds)
+    if key not in _ROWS:
+        _ROWS[key] = planned_statements(env.planner, env.prepared, cmds, 1000)
+    return _ROWS[key]
+
+
+def bare_runs(env: Env, cmds: list[Any], options: ConsumerOptions) -> tuple[Result, Result]:
+    statements = planned_rows_estimate(env, cmds)
+    grouper = StatementGrouper(
+        options.write_grouping,
+        options.group_max_rows,
+        options.group_max_bytes,
+        lambda: env.session.cluster.metadata.token_map,
+    )
+    a2 = timed(
+        "(a2) bare grouped driver loop",
+        len(cmds),
+        len(statements),
+        env.cassandra_pid,
+        lambda: bare_grouped(env.session, statements, grouper, options.max_in_flight),
+    )
+    sample = max(1, min(len(cmds), A1_SAMPLE))
+    share = sample / len(cmds)
+    part = statements[: int(len(statements) * share)]
+    a1 = timed(
+        f"(a1) bare single-row loop{' (sample)' if share < 1 else ''}",
+        sample,
+        len(part),
+        env.cassandra_pid,
+        lambda: bare_single(env.session, part, options.max_in_flight),
+    )
+    return a1, a2
+
+
+def print_table(title: str, results: list[Result], a1: Result, a2: Result) -> None:
+    print(f"\n{title}")
+    print(
+        f"{'run':<40} {'commands/s':>11} {'rows/s':>9} {'b/a2':>6} {'b/a1':>6} "
+        f"{'client µs/cmd':>14} {'Cassandra µs/cmd':>17}"
+    )
+    for res in results:
+        is_b = res.label.startswith("(b")
+        ratio2 = f"{res.rate / a2.rate:.2f}" if is_b else "-"
+        ratio1 = f"{res.rate / a1.rate:.2f}" if is_b else "-"
+        print(
+            f"{res.label:<40} {res.rate:>11,.0f} {res.rows / res.seconds:>9,.0f} {ratio2:>6} "
+            f"{ratio1:>6} {res.client_cpu / res.commands * 1e6:>14.0f} "
+            f"{res.cassandra_cpu / res.commands * 1e6:>17.0f}"
+            + (f"   (+{res.startup:.1f} s start)" if res.startup else "")
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--commands", type=int, default=200_000)
+    parser.add_argument("--commands", type=int, default=100_000)
+    parser.add_argument("--replace-members", type=int, default=200_000)
     parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument(
+        "--runs", default="feed,replace,workers2", help="comma-separated: feed,replace,workers2"
+    )
+    parser.add_argument(
+        "--sweep", action="store_true", help="b at several group_max_rows / max_in_flight"
+    )
     args = parser.parse_args()
     n = args.commands
-    kafka, cassandra = KafkaSettings(), CassandraSettings()
+    settings = ConsumeSettings()  # env (``eval "$(segflow stack env)"``) and the config file
+    kafka, cassandra, options = settings.kafka, settings.cassandra, settings.consumer
     cluster, session = connect(cassandra, cassandra.keyspace)
     store = ExecutionStore(session)
     registry = SegmentRegistry(session, BUCKETS, 0)
-    segments = [f"bench-{uuid.uuid4().hex[:6]}-{i}" for i in range(SEGMENTS)]
-    for segment in segments:
-        registry.create(segment, bucket_count=BUCKETS)
-    topic = f"bench-consumer-{uuid.uuid4().hex[:8]}"
-    ensure_topics(kafka, [topic, f"{topic}-dlq"], partitions=args.partitions)
+    cached = SegmentRegistry(session, BUCKETS, 300)
+    env = Env(
+        kafka,
+        cassandra,
+        session,
+        store,
+        registry,
+        CommandPlanner(default_codec(), cached, store, "reject", options.events_ttl_days * 86400),
+        prepare_all(session),
+        listening_pid(cassandra.port),
+        args.partitions,
+    )
+    print(
+        f"CPU: {_cpu_model()} x {os.cpu_count()}; Cassandra pid {env.cassandra_pid}; "
+        f"defaults: {options.write_grouping}, {options.group_max_rows} rows, "
+        f"{options.group_max_bytes} B, {options.max_in_flight} in flight, "
+        f"batch_size {options.batch_size}"
+    )
     try:
-        bare_rows = []
-        for concurrency in (64, 128, 256):
-            execution = store.create("bench", "bare", "producer", uuid.uuid4().hex, 1)
-            cmds = commands(execution.execution_id, n, segments)
-            (seconds_writes, cpu) = measured(
-                partial(bare_driver, session, cmds, store, concurrency)
+        if args.sweep:
+            sweep(env, n)
+            return
+        runs = args.runs.split(",")
+        if "feed" in runs or "workers2" in runs:
+            feed = workload(env, "feed", n, 0)
+            a1, a2 = bare_runs(env, next(feed), options)
+            results = [a1, a2]
+            if "feed" in runs:
+                results.append(consumer_run(env, "(b) segflow consume", next(feed), 1, {}))
+            if "workers2" in runs:
+                results.append(
+                    consumer_run(env, "(b) segflow consume --workers 2", next(feed), 2, {})
+                )
+            print_table(
+                f"feed mix: {n:,} commands (85% adds, 15% removes), {SEGMENTS} segments x "
+                f"{BUCKETS} buckets, {args.partitions} partitions",
+                results,
+                a1,
+                a2,
             )
-            seconds, writes = seconds_writes
-            bare_rows.append((n / seconds, concurrency, writes / n, cpu))
-        best = max(bare_rows)
-        execution = store.create("bench", "consumer", "producer", uuid.uuid4().hex, 1)
-        cmds = commands(execution.execution_id, n, segments)
-        fill_topic(kafka, topic, cmds)
-        (seconds_cpu, cass_cpu) = measured(
-            lambda: run_consumer(kafka, cassandra, topic, store, execution.execution_id, n)
-        )
-        seconds, consumer_cpu = seconds_cpu
+        if "replace" in runs:
+            feed_share = max(1, n // 5)
+            replace = workload(env, "replace", feed_share, args.replace_members)
+            a1, a2 = bare_runs(env, next(replace), options)
+            cmds = next(replace)
+            b = consumer_run(env, "(b) segflow consume", cmds, 1, {})
+            print_table(
+                f"replace-heavy: one {args.replace_members:,}-member replace + {feed_share:,} "
+                f"feed commands",
+                [a1, a2, b],
+                a1,
+                a2,
+            )
+            print(f"replace members/s (b, whole run): {args.replace_members / b.seconds:,.0f}")
     finally:
-        delete_topics(kafka, [topic, f"{topic}-dlq"])
         cluster.shutdown()
-    rate_b = n / seconds
-    per_m = 1_000_000 / n
-    print(
-        f"\n{n:,} commands (85% feed adds, 15% removes), {SEGMENTS} segments x {BUCKETS} "
-        f"buckets, {args.partitions} partitions"
-    )
-    print(
-        f"{'run':<44} {'commands/s':>11} {'writes/cmd':>10} {'CPU s/1M (client)':>18} "
-        f"{'CPU s/1M (Cassandra)':>21}"
-    )
-    for rate, concurrency, wpc, cpu in bare_rows:
-        mark = " *" if rate == best[0] else ""
-        print(
-            f"{f'(a) bare driver, concurrency {concurrency}{mark}':<44} {rate:>11,.0f} "
-            f"{wpc:>10.2f} {'-':>18} {cpu * per_m:>21.0f}"
-        )
-    print(
-        f"{'(b) segflow consume --until-idle':<44} {rate_b:>11,.0f} {best[2]:>10.2f} "
-        f"{consumer_cpu * per_m:>18.0f} {cass_cpu * per_m:>21.0f}"
-    )
-    print(f"b/a = {rate_b / best[0]:.2f} (a = best bare run, marked *)")
+
+
+def sweep(env: Env, n: int) -> None:
+    """(b) on the feed mix at several grouping bounds and in-flight limits (defaults choice)."""
+    feed = workload(env, "feed", n, 0)
+    options = ConsumeSettings().consumer
+    a1, a2 = bare_runs(env, next(feed), options)
+    results = [a1, a2]
+    points: list[tuple[str, dict[str, str]]] = [("DISABLED", {"write_grouping": "DISABLED"})]
+    for rows in (10, 25, 50, 100, 200):
+        points.append((f"rows {rows}, in-flight 128", {"group_max_rows": str(rows)}))
+    for in_flight in (4, 16, 64):
+        points.append((f"rows 50, in-flight {in_flight}", {"max_in_flight": str(in_flight)}))
+    for batch in (250, 4000):
+        points.append((f"rows 50, batch_size {batch}", {"batch_size": str(batch)}))
+    points.append(("PARTITION_KEY, rows 50", {"write_grouping": "PARTITION_KEY"}))
+    for label, point in points:
+        results.append(consumer_run(env, f"(b) {label}", next(feed), 1, point))
+    print_table(f"sweep, feed mix, {n:,} commands", results, a1, a2)
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
 
 
 if __name__ == "__main__":

@@ -8,25 +8,28 @@ Stages, one name each: **decode** (Avro bytes -> dict) -> **validate** (contract
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+from cassandra.query import UNSET_VALUE
 
 from consumer.dead_letter import DeadLetter
 from consumer.statements import Stmt
 
 
-@dataclass(frozen=True, slots=True)
-class Write:
-    """One statement execution: which prepared statement and its bound values, in order."""
+class Write(NamedTuple):
+    """One statement execution: which prepared statement and its bound values, in order.
+
+    A named tuple, not a frozen dataclass: it is built 3-4 times per record on the hot path,
+    and a frozen dataclass's ``__init__`` costs several times a tuple's.
+    """
 
     stmt: Stmt
     values: tuple[Any, ...]
 
 
-class Unset:
-    """Marker for a column the write must leave untouched (bound as the driver's UNSET)."""
-
-
-UNSET = Unset()
+# A column the write must leave untouched: the driver's own marker, so planned values are bound
+# as they are, without copying each tuple to swap a marker of our own.
+UNSET: Any = UNSET_VALUE
 
 
 @dataclass
@@ -39,3 +42,6 @@ class PlannedBatch:
     applied_by_operation: dict[str, int] = field(default_factory=dict)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     dead_letters_sent: bool = False
+    # The records the batch was planned from (set by the loop): a batch Cassandra refuses in
+    # part is re-planned record by record to find the records to dead-letter.
+    messages: list[Any] = field(default_factory=list)

@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _consume(args: argparse.Namespace) -> int:
-    from consumer.runtime import run_workers
+    from consumer.supervisor import run_workers
 
     settings = settings_from(args, ConsumeSettings)
     return run_workers(settings, settings.consumer.workers, args.until_idle)

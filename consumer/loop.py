@@ -3,12 +3,19 @@
 Delivery rules (README "Delivery guarantees"):
 - ``enable.auto.offset.store=false``: an offset is stored only once its record's writes
   succeeded or the record was dead-lettered (dead-letter acknowledged first), then committed.
-- Cassandra unavailable after the writer's retries: the batch is held, every assigned
-  partition is paused, and the loop keeps polling (so the group does not evict it through
-  ``max.poll.interval.ms``) while retrying with backoff; partitions resume once it is written.
-- On revoke, in-flight work is already done (processing happens between polls); what was
-  stored is committed synchronously and a held batch of revoked partitions is dropped — the new
-  owner re-reads it from the committed offset.
+- Pipelined, one batch deep: batch k's writes are in flight while batch k+1 is polled and
+  planned; k is awaited and committed before k+1's writes start, so commits stay in order per
+  partition.
+- Cassandra unavailable after the writer's retries (or past its deadline): the batch — and any
+  batch planned behind it — is held, every assigned partition is paused, and the loop keeps
+  polling (so the group does not evict it through ``max.poll.interval.ms``) while retrying
+  with backoff; partitions resume once everything held is written, oldest first.
+- Writes Cassandra refuses for good: the records they belong to are dead-lettered
+  (``write_rejected``) and consuming goes on; a refusal no record explains (grants, schema)
+  stops the consumer with ``PermanentWriteError`` after committing what was written.
+- On revoke, in-flight writes are finished first (bounded by the write deadline) and
+  committed, then what was stored is committed synchronously; held work of revoked partitions
+  loses its offsets — the new owner re-reads it from the committed offset.
 - SIGTERM: stop polling, finish or abandon (after ``shutdown_timeout_s``) the held batch,
   commit, close.
 """
@@ -21,7 +28,9 @@ import logging
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -29,10 +38,23 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from consumer.batch import PlannedBatch
 from consumer.dead_letter import DeadLetterError, DeadLetterSink
 from consumer.metrics import ConsumerMetrics
-from consumer.writer import TRANSIENT_ERRORS, CassandraUnavailableError, CassandraWriter
-from segflow.settings import ConsumeSettings
+from consumer.writer import (
+    TRANSIENT_ERRORS,
+    CassandraUnavailableError,
+    CassandraWriter,
+    PermanentWriteError,
+    WriteJob,
+    WriteOutcome,
+)
+from segflow.settings import MAX_POLL_INTERVAL_S, ConsumeSettings
 
 log = logging.getLogger(__name__)
+# A batch that ends in one of these is held and retried; nothing is committed for it.
+HOLD_ERRORS: tuple[type[Exception], ...] = (
+    CassandraUnavailableError,
+    DeadLetterError,
+    *TRANSIENT_ERRORS,
+)
 
 
 class BatchPlanner(Protocol):
@@ -41,6 +63,17 @@ class BatchPlanner(Protocol):
     def plan(self, messages: list[Any]) -> PlannedBatch:
         """Decode, validate and plan a batch."""
         ...
+
+    def reject(self, message: Any, reason: str, error: str) -> PlannedBatch:
+        """Dead-letter one record whose writes Cassandra refused."""
+        ...
+
+
+@dataclass
+class _InFlight:
+    batch: PlannedBatch
+    job: WriteJob
+    begin: float
 
 
 class ConsumerLoop:
@@ -63,9 +96,13 @@ class ConsumerLoop:
         self._metrics = metrics
         self._cassandra_ok = cassandra_ok
         self._stop = threading.Event()
-        self._held: PlannedBatch | None = None
+        # Planned batches not yet written, oldest first: retried in order, and nothing newer is
+        # written (or committed) before them.
+        self._held: list[PlannedBatch] = []
         # Records whose planning itself needed Cassandra (registry lookups) while it was down.
         self._held_messages: list[Any] | None = None
+        # The batch whose writes are in flight while the next one is polled and planned.
+        self._inflight: _InFlight | None = None
         self._paused = False
         self._assigned: set[tuple[str, int]] = set()
         self._last_commit = time.time()
@@ -84,7 +121,7 @@ class ConsumerLoop:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
-            "max.poll.interval.ms": 300_000,
+            "max.poll.interval.ms": int(MAX_POLL_INTERVAL_S * 1000),
             "session.timeout.ms": 45_000,
             "statistics.interval.ms": self._opts.statistics_interval_ms,
             "stats_cb": self._on_stats,
@@ -109,7 +146,12 @@ class ConsumerLoop:
         return bool(self._assigned) and not self._paused and self._cassandra_ok()
 
     def run(self, until_idle: bool = False) -> None:
-        """Consume until stopped (or, with ``until_idle``, until caught up and quiet)."""
+        """Consume until stopped (or, with ``until_idle``, until caught up and quiet).
+
+        Pipelined: batch k's writes are in flight (driver futures) while batch k+1 is polled
+        and planned; k is then awaited and committed before k+1's writes start, so offsets
+        are committed in order and only once their writes were acknowledged.
+        """
         self._consumer.subscribe(
             [self._settings.kafka.commands_topic],
             on_assign=self._on_assign,
@@ -121,37 +163,47 @@ class ConsumerLoop:
             while not self._stop.is_set():
                 self.last_loop = time.monotonic()
                 self._metrics.seconds_since_commit.set(time.time() - self._last_commit)
-                if self._held is not None or self._held_messages is not None:
+                if self._holding():
                     self._retry_held()
                     continue
                 messages = self._consumer.consume(
                     num_messages=self._opts.batch_size, timeout=self._opts.poll_timeout_s
                 )
                 messages = [m for m in messages if not _is_eof(m)]
-                if not messages:
-                    if until_idle and self._caught_up(idle_since):
-                        log.info("caught up and idle; exiting")
-                        break
-                    continue
-                idle_since = time.monotonic()
-                self._process(messages)
+                batch = self._plan(messages) if messages else None
+                self._finish_inflight()
+                if batch is not None:
+                    if self._holding():
+                        self._held.append(batch)
+                    else:
+                        self._start(batch)
+                if messages:
+                    idle_since = time.monotonic()
+                elif (
+                    until_idle
+                    and self._inflight is None
+                    and not self._holding()
+                    and self._caught_up(idle_since)
+                ):
+                    log.info("caught up and idle; exiting")
+                    break
         finally:
             self._shutdown()
 
     # -- batches -----------------------------------------------------------------------
 
-    def _process(self, messages: list[Any]) -> None:
+    def _plan(self, messages: list[Any]) -> PlannedBatch | None:
         errors = [m for m in messages if m.error() is not None]
         for message in errors:
             log.warning("kafka consume error", extra={"fields": {"error": str(message.error())}})
         messages = [m for m in messages if m.error() is None]
         if not messages:
-            return
+            return None
         self._metrics.consumed.inc(len(messages))
         self._metrics.batch_size.observe(len(messages))
-        self._prepare_and_apply(messages)
+        return self._plan_or_hold(messages)
 
-    def _prepare_and_apply(self, messages: list[Any]) -> None:
+    def _plan_or_hold(self, messages: list[Any]) -> PlannedBatch | None:
         try:
             batch = self._planner.plan(messages)
         except TRANSIENT_ERRORS as exc:
@@ -159,41 +211,114 @@ class ConsumerLoop:
                 "cannot plan batch, Cassandra unavailable; pausing partitions",
                 extra={"fields": {"error": type(exc).__name__, "records": len(messages)}},
             )
-            self._pause_for(messages=messages)
-            return
+            self._held_messages = messages
+            self._pause()
+            return None
         self._held_messages = None
-        self._apply(batch)
+        batch.messages = messages
+        return batch
 
-    def _apply(self, batch: PlannedBatch) -> None:
+    def _start(self, batch: PlannedBatch) -> bool:
+        """Dead-letter the batch's poison records, then start its writes (not awaited)."""
         begin = time.monotonic()
         try:
             if not batch.dead_letters_sent:
                 self._dlq.send(batch.dead_letters)
                 batch.dead_letters_sent = True
-            self._writer.write(batch.writes, batch.extra)
-        except (CassandraUnavailableError, DeadLetterError) as exc:
-            log.error(
-                "batch not written; pausing partitions",
-                extra={"fields": {"error": str(exc), "records": len(batch.next_offsets)}},
-            )
-            self._pause_for(batch=batch)
-            return
+        except DeadLetterError as exc:
+            self._hold(batch, exc)
+            return False
+        self._inflight = _InFlight(batch, self._writer.submit(batch.writes, batch.extra), begin)
+        return True
+
+    def _finish_inflight(self) -> bool:
+        """Await the in-flight batch; commit it, or hold it (and pause) if it did not land."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return True
+        batch = inflight.batch
+        try:
+            outcome = inflight.job.wait()
+            if outcome.rejected:
+                self._dead_letter_rejected(batch, outcome)
+        except HOLD_ERRORS as exc:
+            self._hold(batch, exc)
+            return False
         finally:
-            self._metrics.apply_latency.observe(time.monotonic() - begin)
+            self._metrics.apply_latency.observe(time.monotonic() - inflight.begin)
         for operation, count in batch.applied_by_operation.items():
             self._metrics.applied.labels(operation=operation).inc(count)
         for letter in batch.dead_letters:
             self._metrics.dead_lettered.labels(reason=letter.reason).inc()
         self._store_and_commit(batch.next_offsets)
-        if self._held is batch or self._paused:
-            self._held = None
-            self._resume()
+        return True
 
-    def _pause_for(
-        self, batch: PlannedBatch | None = None, messages: list[Any] | None = None
-    ) -> None:
-        """Keep the unwritten work in memory and pause every assigned partition."""
-        self._held, self._held_messages = batch, messages
+    def _dead_letter_rejected(self, batch: PlannedBatch, outcome: WriteOutcome) -> None:
+        """Cassandra refused some statements for good: find their records, dead-letter them.
+
+        Each record is planned and written alone (its writes are idempotent, so the ones that
+        already landed are simply written again); a record whose writes are refused is
+        dead-lettered with reason ``write_rejected`` (writes of it that were accepted stay).
+        The batch's progress marks are then written per record, as applied or dead-lettered.
+        """
+        log.error(
+            "Cassandra refused writes; dead-lettering the records they belong to",
+            extra={
+                "fields": {
+                    "statements": len(outcome.rejected),
+                    "errors": sorted(set(outcome.rejected.values())),
+                }
+            },
+        )
+        letters: list[Any] = []
+        progress: list[tuple[Any, tuple[Any, ...]]] = []
+        applied: Counter[str] = Counter()
+        planned = 0
+        for message in batch.messages:
+            alone = self._planner.plan([message])
+            if alone.dead_letters:  # dead-lettered when planned, already sent
+                progress.extend(alone.extra)
+                continue
+            planned += 1
+            result = self._writer.write(alone.writes)
+            if result.rejected:
+                errors = ", ".join(sorted(set(result.rejected.values())))
+                rejected = self._planner.reject(
+                    message, "write_rejected", f"Cassandra refused the record's writes: {errors}"
+                )
+                letters.extend(rejected.dead_letters)
+                progress.extend(rejected.extra)
+            else:
+                progress.extend(alone.extra)
+                applied.update(alone.applied_by_operation)
+        if planned > 1 and len(letters) == planned:
+            # Every record refused: a setting or the server (e.g. an events TTL past what the
+            # node accepts), not the records. Dead-lettering them all would lose the stream.
+            self._metrics.unattributed_write_errors.inc()
+            raise PermanentWriteError(
+                f"Cassandra refused the writes of all {planned} records of a batch: "
+                + ", ".join(sorted(set(outcome.rejected.values())))
+            )
+        self._dlq.send(letters)
+        batch.dead_letters.extend(letters)
+        batch.applied_by_operation = dict(applied)
+        self._writer.write([], progress)
+
+    def _apply_now(self, batch: PlannedBatch) -> bool:
+        """Write one batch and wait for it (the degraded path: no pipelining)."""
+        return self._start(batch) and self._finish_inflight()
+
+    def _hold(self, batch: PlannedBatch, exc: BaseException) -> None:
+        log.error(
+            "batch not written; pausing partitions",
+            extra={"fields": {"error": str(exc), "records": len(batch.messages)}},
+        )
+        if not any(held is batch for held in self._held):
+            self._held.insert(0, batch)
+        self._pause()
+
+    def _pause(self) -> None:
+        """Pause every assigned partition until the held work is written."""
         self._retry_delay = self._opts.retry_initial_s
         self._next_retry = time.monotonic() + self._retry_delay
         if not self._paused and self._assigned:
@@ -216,13 +341,19 @@ class ConsumerLoop:
         self._next_retry = time.monotonic() + self._retry_delay
         if not self._cassandra_ok():
             return
+        while self._held:
+            batch = self._held[0]
+            if not self._apply_now(batch):
+                return
+            self._held.pop(0)
         if self._held_messages is not None:
-            self._prepare_and_apply(self._held_messages)
-        elif self._held is not None:
-            self._apply(self._held)
+            batch_or_none = self._plan_or_hold(self._held_messages)
+            if batch_or_none is None or not self._apply_now(batch_or_none):
+                return
+        self._resume()
 
     def _holding(self) -> bool:
-        return self._held is not None or self._held_messages is not None
+        return bool(self._held) or self._held_messages is not None
 
     def _resume(self) -> None:
         if self._paused and self._assigned:
@@ -239,19 +370,15 @@ class ConsumerLoop:
         if not offsets:
             return
         self._consumer.store_offsets(offsets=offsets)
-        self._commit(asynchronous=True, offsets=offsets)
+        self._commit("commit", offsets=offsets, asynchronous=True)
 
-    def _commit(self, asynchronous: bool, offsets: list[TopicPartition] | None = None) -> None:
+    def _commit(self, what: str, **kwargs: Any) -> None:
+        """Commit (stored offsets by default); nothing to commit is not an error."""
         try:
-            if offsets is None:
-                self._consumer.commit(asynchronous=False)
-            elif asynchronous:
-                self._consumer.commit(offsets=offsets, asynchronous=True)
-            else:
-                self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._consumer.commit(**({"asynchronous": False} | kwargs))
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError._NO_OFFSET:
-                log.warning("commit failed", extra={"fields": {"error": str(exc)}})
+                log.warning(f"{what} failed", extra={"fields": {"error": str(exc)}})
             return
         self._mark_committed()
 
@@ -265,29 +392,23 @@ class ConsumerLoop:
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         self._assigned |= {(tp.topic, tp.partition) for tp in partitions}
         self._metrics.assigned_partitions.set(len(self._assigned))
-        if self._paused:
+        if self._paused or self._holding():
+            # Pausing only works on partitions already assigned: before this callback returns
+            # they are not (confluent-kafka assigns afterwards unless the callback does), so a
+            # pause here was lost and the new partitions were fetched while a batch was held.
+            consumer.incremental_assign(partitions)
             consumer.pause(partitions)
+            self._paused = True
             self._metrics.paused_partitions.set(len(self._assigned))
         log.info("partitions assigned", extra={"fields": {"partitions": _names(partitions)}})
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
-        if self._held_messages is not None:
-            self._held_messages = [
-                m for m in self._held_messages if (m.topic(), m.partition()) not in revoked
-            ]
-        if self._held is not None:
-            # The held batch cannot be committed for revoked partitions; its records will be
-            # re-read by the new owner from the committed offsets.
-            self._held.next_offsets = {
-                key: value for key, value in self._held.next_offsets.items() if key not in revoked
-            }
-        try:
-            consumer.commit(asynchronous=False)
-            self._mark_committed()
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                log.warning("commit on revoke failed", extra={"fields": {"error": str(exc)}})
+        # Writes in flight are finished (bounded by the write deadline) and committed first,
+        # as if processing still happened strictly between polls.
+        self._finish_inflight()
+        self._forget(revoked)
+        self._commit("commit on revoke")
         self._assigned -= revoked
         for topic, partition in revoked:
             with contextlib.suppress(KeyError):
@@ -298,16 +419,25 @@ class ConsumerLoop:
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         lost = {(tp.topic, tp.partition) for tp in partitions}
         self._assigned -= lost
-        if self._held_messages is not None:
-            self._held_messages = [
-                m for m in self._held_messages if (m.topic(), m.partition()) not in lost
-            ]
-        if self._held is not None:
-            self._held.next_offsets = {
-                k: v for k, v in self._held.next_offsets.items() if k not in lost
-            }
+        self._forget(lost)
         self._metrics.assigned_partitions.set(len(self._assigned))
         log.warning("partitions lost", extra={"fields": {"partitions": _names(partitions)}})
+
+    def _forget(self, partitions: set[tuple[str, int]]) -> None:
+        """Held or in-flight work cannot be committed for partitions no longer ours.
+
+        Their records are re-read by the new owner from the committed offsets; the writes
+        still land (idempotent), only the offsets are dropped.
+        """
+        if self._held_messages is not None:
+            self._held_messages = [
+                m for m in self._held_messages if (m.topic(), m.partition()) not in partitions
+            ]
+        batches = [*self._held, *([self._inflight.batch] if self._inflight else [])]
+        for batch in batches:
+            batch.next_offsets = {
+                key: value for key, value in batch.next_offsets.items() if key not in partitions
+            }
 
     # -- statistics, idleness, shutdown -----------------------------------------------
 
@@ -335,19 +465,17 @@ class ConsumerLoop:
 
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self._opts.shutdown_timeout_s
-        while self._holding() and time.monotonic() < deadline:
-            self._retry_held()
-            time.sleep(0.05)
-        if self._holding():
-            log.error("shutting down with an unwritten batch; its offsets are not committed")
         try:
-            self._consumer.commit(asynchronous=False)
-            self._mark_committed()
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                log.warning("final commit failed", extra={"fields": {"error": str(exc)}})
-        self._consumer.close()
-        self._dlq.close()
+            self._finish_inflight()
+            while self._holding() and time.monotonic() < deadline:
+                self._retry_held()
+                time.sleep(0.05)
+            if self._holding():
+                log.error("shutting down with an unwritten batch; its offsets are not committed")
+            self._commit("final commit")
+        finally:
+            self._consumer.close()
+            self._dlq.close()
 
 
 def _is_eof(message: Any) -> bool:

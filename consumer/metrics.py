@@ -100,6 +100,23 @@ class ConsumerMetrics:
             "Seconds since the last successful offset commit (since start if none yet).",
             registry=reg,
         )
+        self.rejected_writes = Counter(
+            "segflow_consumer_cassandra_rejected_writes_total",
+            "Statements Cassandra refused permanently (InvalidRequest, unbindable values); "
+            "their records are dead-lettered with reason write_rejected.",
+            registry=reg,
+        )
+        self.unattributed_write_errors = Counter(
+            "segflow_consumer_cassandra_unattributed_write_errors_total",
+            "Permanent write errors no record is to blame for (grants, schema): the consumer "
+            "stops; alert on any increase.",
+            registry=reg,
+        )
+        self.grouped_requests = Counter(
+            "segflow_consumer_cassandra_requests_total",
+            "Cassandra write requests sent (an UNLOGGED batch counts once).",
+            registry=reg,
+        )
         self.ready = Gauge(
             "segflow_consumer_ready",
             "1 when partitions are assigned and Cassandra answers, else 0.",

@@ -4,6 +4,10 @@ Every write carries the command's version as its write timestamp, which is what 
 consumer idempotent and order-independent: applying the same writes twice, or in another
 order, leaves the same cells. See the README's "Membership semantics" for the contract.
 
+Time columns are bound as the integers CQL carries (``timestamp``: ms since the epoch,
+``date``: days since the epoch + 2^31), exact for every version and expiry of the contract
+and cheaper on both sides than a ``datetime`` the driver would take apart again.
+
 Writes per command (one segment): feed add/remove 3 (by segment, by user, event); override
 add/block 3, reset 4 (override and feed hold by segment, by user, event); replace member 4
 (+ profile); replace begin 1 (definition); replace end ``bucket_count`` partition deletions
@@ -12,21 +16,111 @@ add/block 3, reset 4 (override and feed hold by segment, by user, event); replac
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from consumer.batch import UNSET, Write
 from consumer.statements import Stmt
-from segflow.db.layout import MAX_TTL_S, bucket_of, event_day, event_shard
+from segflow.contract.enums import Operation
+from segflow.contract.records import CommandRecord
+from segflow.db.layout import EVENT_SHARDS, MAX_TTL_S, cql_event_day, user_hash
+
+_FEED_ADD = Operation.FEED_ADD.value
+_REPLACE_BEGIN = Operation.REPLACE_BEGIN.value
+_REPLACE_END = Operation.REPLACE_END.value
+_REPLACE_MEMBER = Operation.REPLACE_MEMBER.value
+OVERRIDE_STATE: dict[str, str | None] = {
+    Operation.OVERRIDE_ADD.value: "add",
+    Operation.OVERRIDE_BLOCK.value: "block",
+    Operation.OVERRIDE_RESET.value: None,
+}
+
+
+class PlannedSegment(Protocol):
+    """What the plan needs of a registered segment (``segflow.db.registry.Segment``)."""
+
+    @property
+    def segment_id(self) -> str: ...
+
+    @property
+    def bucket_count(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Apply-time facts the plan depends on."""
+    """Apply-time facts the plan depends on (one per batch)."""
 
     now_ms: int
     events_ttl_s: int
+
+
+def plan_command(
+    record: CommandRecord, segments: Sequence[PlannedSegment], ctx: Context
+) -> list[Write]:
+    """Every write of one validated command, on the segments it resolved to.
+
+    ``segments`` are the command's segments in order (ids first, then resolved technical
+    names, without duplicates); segment-level records (``REPLACE_BEGIN/END``) name exactly
+    one. The clear happens on END, which the reader yields only once the whole document
+    parsed: a document cut off mid-way adds its members but never empties the segment. BEGIN
+    and END share the replace's version, so their order does not matter.
+    """
+    operation = record["operation"]
+    version = record["version"]
+    if operation in (_REPLACE_BEGIN, _REPLACE_END):
+        segment = segments[0]
+        definition: Mapping[str, Any] = record["segment"] or {"id": segment.segment_id}
+        if operation == _REPLACE_BEGIN:
+            return [plan_definition(segment.segment_id, version, definition)]
+        return plan_replace_clear(segment.segment_id, segment.bucket_count, version, definition)
+    user_key = record["user_key"]
+    assert user_key is not None  # checked by validation
+    command_id = record["command_id"]
+    writes: list[Write] = []
+    if operation == _REPLACE_MEMBER:
+        person = record["person"]
+        for segment in segments:
+            writes += plan_replace_member(
+                segment.segment_id,
+                segment.bucket_count,
+                user_key,
+                version,
+                command_id,
+                person,
+                ctx,
+            )
+    elif operation in OVERRIDE_STATE:
+        state = OVERRIDE_STATE[operation]
+        village = (record["metadata"], record["reference_id"], record["description"])
+        for segment in segments:
+            writes += plan_override(
+                segment.segment_id,
+                segment.bucket_count,
+                user_key,
+                version,
+                command_id,
+                state,
+                ctx,
+                village,
+            )
+    else:
+        add = operation == _FEED_ADD
+        expires_at_ms = record["expires_at_ms"]
+        data_bag = record["data_bag"]
+        for segment in segments:
+            writes += plan_feed(
+                segment.segment_id,
+                segment.bucket_count,
+                user_key,
+                version,
+                command_id,
+                add,
+                expires_at_ms,
+                data_bag,
+                ctx,
+            )
+    return writes
 
 
 def plan_feed(
@@ -39,21 +133,25 @@ def plan_feed(
     expires_at_ms: int | None,
     data_bag: str | None,
     ctx: Context,
+    event_operation: str | None = None,
 ) -> list[Write]:
     """Feed layer: an add (live row with TTL) or a removal (row tombstone), both at ``version``.
 
     An add whose expiry has already passed writes nothing live: it removes at its version,
-    exactly as applying "in until T" in version order and looking after T would.
+    exactly as applying "in until T" in version order and looking after T would. The change
+    event says ``add``/``remove`` unless ``event_operation`` names it (a replace's member).
     """
-    bucket = bucket_of(user_key, bucket_count)
+    hashed = user_hash(user_key)
+    bucket = hashed % bucket_count
     expired = expires_at_ms is not None and expires_at_ms <= ctx.now_ms
     writes: list[Write]
     if add and not expired:
         ttl = 0
+        expires = None
         if expires_at_ms is not None:
             ttl = -(-(expires_at_ms - ctx.now_ms) // 1000)
             ttl = 0 if ttl > MAX_TTL_S else ttl
-        expires = _ts(expires_at_ms)
+            expires = expires_at_ms
         writes = [
             Write(
                 Stmt.FEED_UPSERT_SEGMENT,
@@ -70,7 +168,15 @@ def plan_feed(
             Write(Stmt.FEED_DELETE_USER, (version, user_key, segment_id)),
         ]
     writes.append(
-        _event(segment_id, user_key, version, command_id, "add" if add else "remove", ctx)
+        _event(
+            segment_id,
+            user_key,
+            hashed,
+            version,
+            command_id,
+            event_operation or ("add" if add else "remove"),
+            ctx,
+        )
     )
     return writes
 
@@ -101,7 +207,8 @@ def plan_override(
     ``village`` = (metadata, reference_id, description): the status change's reporting
     fields, stored with the override (the latest status change's fields win).
     """
-    bucket = bucket_of(user_key, bucket_count)
+    hashed = user_hash(user_key)
+    bucket = hashed % bucket_count
     metadata, reference_id, description = village
     if state is None:
         resets = {version}
@@ -158,12 +265,12 @@ def plan_override(
             ),
         ]
         operation = state
-    writes.append(_event(segment_id, user_key, version, command_id, operation, ctx))
+    writes.append(_event(segment_id, user_key, hashed, version, command_id, operation, ctx))
     return writes
 
 
 def plan_replace_clear(
-    segment_id: str, bucket_count: int, version: int, definition: dict[str, Any] | None
+    segment_id: str, bucket_count: int, version: int, definition: Mapping[str, Any] | None
 ) -> list[Write]:
     """Clear the segment's feed layer below the replace: every bucket at ``version - 1``.
 
@@ -183,7 +290,7 @@ def plan_replace_clear(
     return writes
 
 
-def plan_definition(segment_id: str, version: int, definition: dict[str, Any]) -> Write:
+def plan_definition(segment_id: str, version: int, definition: Mapping[str, Any]) -> Write:
     """Upsert a segment's descriptive fields (name, description, type, broadcast medium)."""
     return Write(
         Stmt.SEGMENT_DEFINITION,
@@ -193,7 +300,7 @@ def plan_definition(segment_id: str, version: int, definition: dict[str, Any]) -
             _or_unset(definition.get("description")),
             _or_unset(definition.get("segment_type")),
             _or_unset(definition.get("broadcast_medium_id")),
-            datetime.fromtimestamp(version / 1_000_000, tz=UTC),
+            version // 1000,
             segment_id,
         ),
     )
@@ -205,20 +312,19 @@ def plan_replace_member(
     user_key: str,
     version: int,
     command_id: str,
-    person: dict[str, Any] | None,
+    person: Mapping[str, Any] | None,
     ctx: Context,
 ) -> list[Write]:
     """One listed person: a feed add at the replace's version, plus its profile upsert."""
     writes = plan_feed(
-        segment_id, bucket_count, user_key, version, command_id, True, None, None, ctx
+        segment_id, bucket_count, user_key, version, command_id, True, None, None, ctx, "replace"
     )
-    writes[-1] = _event(segment_id, user_key, version, command_id, "replace", ctx)
     if person is not None:
         writes.append(plan_profile(user_key, version, person))
     return writes
 
 
-def plan_profile(user_key: str, version: int, person: dict[str, Any]) -> Write:
+def plan_profile(user_key: str, version: int, person: Mapping[str, Any]) -> Write:
     """Upsert the fields a person carries; sent substitution tags are added or updated."""
     tags = {tag["tag"]: tag["value"] for tag in person.get("substitution_tags") or []}
     return Write(
@@ -231,34 +337,37 @@ def plan_profile(user_key: str, version: int, person: dict[str, Any]) -> Write:
             _or_unset(person.get("email")),
             _or_unset(person.get("phone")),
             tags,
-            datetime.fromtimestamp(version / 1_000_000, tz=UTC),
+            version // 1000,
             user_key,
         ),
     )
 
 
 def _event(
-    segment_id: str, user_key: str, version: int, command_id: str, operation: str, ctx: Context
+    segment_id: str,
+    user_key: str,
+    hashed: int,
+    version: int,
+    command_id: str,
+    operation: str,
+    ctx: Context,
 ) -> Write:
+    """The change event; ``hashed`` is ``user_hash(user_key)``, computed once per command."""
     return Write(
         Stmt.EVENT,
         (
             segment_id,
-            event_day(version),
-            event_shard(user_key),
+            cql_event_day(version),
+            hashed % EVENT_SHARDS,
             version,
             command_id,
             user_key,
             operation,
-            datetime.fromtimestamp(ctx.now_ms / 1000, tz=UTC),
+            ctx.now_ms,
             version,
             ctx.events_ttl_s,
         ),
     )
-
-
-def _ts(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _or_unset(value: Any) -> Any:

@@ -13,28 +13,16 @@ from typing import Any
 
 from consumer.batch import PlannedBatch, Write
 from consumer.dead_letter import DeadLetter
-from consumer.plan import (
-    Context,
-    plan_definition,
-    plan_feed,
-    plan_override,
-    plan_replace_clear,
-    plan_replace_member,
-)
+from consumer.plan import Context, plan_command
 from segflow.contract.codec import Codec
-from segflow.contract.enums import Operation
+from segflow.contract.enums import SEGMENT_LEVEL_OPERATIONS
 from segflow.contract.errors import DecodeError
-from segflow.contract.models import InvalidCommandError, validate_record
+from segflow.contract.models import InvalidCommandError
 from segflow.contract.records import CommandRecord
+from segflow.contract.validation import check_record
 from segflow.db.executions import ExecutionStore
 from segflow.db.registry import Segment, SegmentRegistry
 from segflow.headers import EXECUTION_ID, SEQUENCE
-
-OVERRIDE_STATE = {
-    Operation.OVERRIDE_ADD: "add",
-    Operation.OVERRIDE_BLOCK: "block",
-    Operation.OVERRIDE_RESET: None,
-}
 
 
 class UnknownSegmentError(LookupError):
@@ -81,7 +69,7 @@ class CommandPlanner:
                 continue
             execution_id = record["execution_id"] or execution_id
             try:
-                validate_record(record)
+                check_record(record)
                 batch.writes.extend(self._plan(record, ctx))
             except InvalidCommandError as exc:
                 batch.dead_letters.append(
@@ -101,66 +89,28 @@ class CommandPlanner:
         batch.applied_by_operation = dict(operations)
         return batch
 
+    def reject(self, message: Any, reason: str, error: str) -> PlannedBatch:
+        """Dead-letter one record the planner accepted but Cassandra refused to store."""
+        headers = list(message.headers() or [])
+        execution_id = _header(headers, EXECUTION_ID)
+        dead: list[tuple[str, int]] = []
+        _mark(dead, execution_id, _sequence(headers))
+        batch = PlannedBatch(
+            dead_letters=[_letter(message, headers, reason, error, execution_id)],
+            extra=self._executions.record_progress([], dead),
+        )
+        key = (message.topic(), message.partition())
+        batch.next_offsets[key] = message.offset() + 1
+        return batch
+
     def _plan(self, record: CommandRecord, ctx: Context) -> list[Write]:
-        operation = Operation(record["operation"])
-        version = record["version"]
-        command_id = record["command_id"]
-        if operation in (Operation.REPLACE_BEGIN, Operation.REPLACE_END):
-            # Segment-level records name exactly one segment id (validate_record) and carry the
-            # definition Segmenter documents upsert. The clear happens on END, which the reader
-            # yields only once the whole document parsed: a document cut off mid-way adds its
-            # members but never empties the segment. Same version, so order does not matter.
-            definition = dict(record["segment"] or {"id": record["segment_ids"][0]})
-            segment = self._segmenter_segment(definition)
-            if operation is Operation.REPLACE_BEGIN:
-                return [plan_definition(segment.segment_id, version, definition)]
-            return plan_replace_clear(segment.segment_id, segment.bucket_count, version, definition)
-        segments = self._resolve(record)
-        user_key = record["user_key"]
-        assert user_key is not None  # checked by validate_record
-        writes: list[Write] = []
-        for segment in segments:
-            if operation is Operation.REPLACE_MEMBER:
-                person = record["person"]
-                writes.extend(
-                    plan_replace_member(
-                        segment.segment_id,
-                        segment.bucket_count,
-                        user_key,
-                        version,
-                        command_id,
-                        dict(person) if person is not None else None,
-                        ctx,
-                    )
-                )
-            elif operation in OVERRIDE_STATE:
-                writes.extend(
-                    plan_override(
-                        segment.segment_id,
-                        segment.bucket_count,
-                        user_key,
-                        version,
-                        command_id,
-                        OVERRIDE_STATE[operation],
-                        ctx,
-                        (record["metadata"], record["reference_id"], record["description"]),
-                    )
-                )
-            else:
-                writes.extend(
-                    plan_feed(
-                        segment.segment_id,
-                        segment.bucket_count,
-                        user_key,
-                        version,
-                        command_id,
-                        operation is Operation.FEED_ADD,
-                        record["expires_at_ms"],
-                        record["data_bag"],
-                        ctx,
-                    )
-                )
-        return writes
+        operation = record["operation"]
+        if operation in SEGMENT_LEVEL_OPERATIONS:
+            # Segment-level records name exactly one segment id (validation) and carry the
+            # definition Segmenter documents upsert.
+            definition = record["segment"] or {"id": record["segment_ids"][0]}
+            return plan_command(record, [self._segmenter_segment(definition)], ctx)
+        return plan_command(record, self._resolve(record), ctx)
 
     def _segmenter_segment(self, definition: Any) -> Segment:
         """Segmenter documents upsert their segment: create it when new."""

@@ -1,18 +1,18 @@
 """Wire one consumer process together: Cassandra session, statements, registry, loop, HTTP.
 
-``run_workers`` forks N such processes for ``--workers N``; each is a full group member with
-its own health/metrics port (base port + worker index).
+``consumer.supervisor.run_workers`` runs N such processes for ``--workers N``; each is a
+full group member with its own health/metrics port (base port + worker index).
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from consumer.dead_letter import DeadLetterSink
+from consumer.grouping import StatementGrouper
 from consumer.http_endpoints import HealthServer
 from consumer.loop import ConsumerLoop
 from consumer.metrics import ConsumerMetrics
@@ -25,10 +25,9 @@ from segflow.db.probe import CassandraProbe
 from segflow.db.registry import SegmentRegistry
 from segflow.db.session import connect
 from segflow.logs import configure_logging
-from segflow.settings import ConsumeSettings
+from segflow.settings import LIVENESS_STALL_S, ConsumeSettings
 
 log = logging.getLogger(__name__)
-LIVENESS_STALL_S = 120.0
 
 
 @dataclass
@@ -60,6 +59,14 @@ def build(settings: ConsumeSettings) -> Consumer:
             opts.retry_initial_s,
             opts.retry_max_s,
             opts.retry_attempts,
+            grouper=StatementGrouper(
+                opts.write_grouping,
+                opts.group_max_rows,
+                opts.group_max_bytes,
+                lambda: cluster.metadata.token_map,
+            ),
+            deadline_s=opts.write_deadline_s,
+            request_timeout_s=settings.cassandra.request_timeout_s,
         )
         planner = CommandPlanner(
             default_codec(),
@@ -121,26 +128,3 @@ def run(settings: ConsumeSettings, until_idle: bool = False, worker: int = 0) ->
             server.stop()
     finally:
         consumer.close()
-
-
-def run_workers(settings: ConsumeSettings, workers: int, until_idle: bool) -> int:
-    """Fork ``workers`` consumer processes and wait; the exit code is the worst child's."""
-    if workers <= 1:
-        run(settings, until_idle)
-        return 0
-    context = multiprocessing.get_context("spawn")
-    procs = [
-        context.Process(target=run, args=(settings, until_idle, index), name=f"consumer-{index}")
-        for index in range(workers)
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        for proc in procs:
-            proc.join()
-    except KeyboardInterrupt:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.join()
-    return max((proc.exitcode or 0) for proc in procs)

@@ -1,39 +1,299 @@
-"""Execute planned writes concurrently, retrying idempotent statements with backoff.
+"""Execute a batch's planned writes as grouped, pipelined, bounded Cassandra requests.
 
-All consumer statements are idempotent (fixed timestamps), so a failed or timed-out write is
-simply re-sent. After ``retry_attempts`` rounds the batch is reported as not written; the
-consumer then pauses its partitions and tries again later, committing nothing meanwhile.
+- **Grouped**: the statements are bound, then grouped into UNLOGGED batches
+  (``consumer.grouping``; mode ``REPLICA_SET``, ``PARTITION_KEY`` or ``DISABLED``). Every
+  statement carries its own write timestamp and TTL, so a batch is exactly its statements and
+  is retried whole.
+- **Pipelined**: ``submit`` starts the requests (at most ``max_in_flight`` outstanding, driver
+  futures chained on the driver's I/O thread) and returns at once, so the loop polls and plans
+  the next batch meanwhile; ``WriteJob.wait`` collects the outcome.
+- **Two phases**: the records' writes first, the execution-progress marks (``extra``) only once
+  every write is acknowledged, so progress never counts a record whose writes did not land.
+- **Errors**: transient ones (timeouts, unavailable replicas, no reachable host, overload) are
+  retried with backoff; permanent ones (``InvalidRequest``, values the driver cannot bind) are
+  not: a grouped batch rejected permanently is split into single statements to find the
+  culprit, and the statements still rejected alone are reported in ``WriteOutcome.rejected``
+  so the loop can dead-letter the records they belong to. Errors no record can cause
+  (authorisation, schema, protocol) raise ``PermanentWriteError``.
+- **Bounded**: a job stops starting requests at ``deadline_s`` after submission and then
+  reports what is unwritten as ``CassandraUnavailableError``; requests already sent end within
+  the driver's request timeout. ``ConsumeSettings`` checks that deadline + request timeout
+  stays below ``max.poll.interval.ms`` and the liveness window.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
+import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from cassandra import DriverException
+from cassandra import (
+    AuthenticationFailed,
+    DriverException,
+    FunctionFailure,
+    InvalidRequest,
+    RequestValidationException,
+)
+from cassandra import protocol as cql_protocol
 from cassandra.cluster import NoHostAvailable
-from cassandra.concurrent import execute_concurrent
-from cassandra.query import UNSET_VALUE
+from cassandra.query import BatchStatement, BatchType
 
-from consumer.batch import UNSET, Write
+from consumer.batch import Write
+from consumer.grouping import StatementGrouper
 from consumer.metrics import ConsumerMetrics
 from consumer.statements import Stmt
 
 log = logging.getLogger(__name__)
 
-# Errors that mean "Cassandra is not answering right now" (timeouts, unavailable replicas, no
-# reachable host), as opposed to bugs: the consumer holds its batch and retries on these.
+# Errors that mean "Cassandra is not answering right now" while planning (registry lookups):
+# the consumer holds the records and retries.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (DriverException, NoHostAvailable)
+
+# Permanent and caused by what a record holds: the same values can never be written.
+RECORD_ERRORS: tuple[type[BaseException], ...] = (
+    InvalidRequest,
+    FunctionFailure,
+    TypeError,
+    ValueError,
+    OverflowError,
+    struct.error,
+)
+# Permanent and caused by no record: credentials, grants, schema, protocol.
+SETUP_ERRORS: tuple[type[BaseException], ...] = (
+    RequestValidationException,
+    cql_protocol.RequestValidationException,
+    cql_protocol.ProtocolException,
+    AuthenticationFailed,
+)
+
+
+def error_kind(error: BaseException) -> str:
+    """``record``, ``setup`` (both permanent) or ``transient`` (retry it)."""
+    if isinstance(error, RECORD_ERRORS):
+        return "record"
+    if isinstance(error, SETUP_ERRORS):
+        return "setup"
+    return "transient"
+
+
+class _GroupedBatchWarnings(logging.Filter):
+    """Drops the node's "Unlogged batch covering N partitions" warning for our own batches.
+
+    ``REPLICA_SET`` batches span many partitions by design (same replicas, so no extra hop);
+    the node warns past ``unlogged_batch_across_partitions_warn_threshold`` (10) and the
+    driver logs each warning, which would be one log line per request. Every other server
+    warning (batch size, tombstones) still gets through.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.args
+            and isinstance(record.args, tuple)
+            and str(record.args[0]).startswith("Unlogged batch covering")
+        )
+
+
+_DRIVER_PROTOCOL_LOG = logging.getLogger("cassandra.protocol")
+
+
+def quiet_grouped_batch_warnings() -> None:
+    """Install the filter once on the driver's protocol logger."""
+    if not any(isinstance(f, _GroupedBatchWarnings) for f in _DRIVER_PROTOCOL_LOG.filters):
+        _DRIVER_PROTOCOL_LOG.addFilter(_GroupedBatchWarnings())
 
 
 class CassandraUnavailableError(RuntimeError):
-    """Writes kept failing after every retry; nothing may be committed for them."""
+    """Writes kept failing transiently until the attempts or the deadline ran out."""
+
+
+class PermanentWriteError(RuntimeError):
+    """Cassandra refuses writes for a reason no record is to blame for (grants, schema)."""
+
+
+@dataclass
+class WriteOutcome:
+    """What a job wrote: indices (into its ``writes``) refused permanently, and why."""
+
+    rejected: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Request:
+    statement: Any
+    members: list[int]
+
+
+class _Round:
+    """One pass over a list of requests with at most ``concurrency`` outstanding.
+
+    Completions arrive on the driver's I/O thread and start the next request there (as the
+    driver's own ``execute_concurrent`` does). A request that fails synchronously calls back
+    in the launching thread; the per-thread ``launching`` flag turns that recursion into the
+    outer loop's next iteration.
+    """
+
+    def __init__(
+        self, session: Any, requests: list[_Request], concurrency: int, deadline: float
+    ) -> None:
+        self.requests = requests
+        self.errors: list[BaseException | None] = [None] * len(requests)
+        self.finished = [False] * len(requests)
+        self._session = session
+        self._concurrency = concurrency
+        self._deadline = deadline
+        self._next = 0
+        self._outstanding = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self.done = threading.Event()
+        if not requests:
+            self.done.set()
+
+    def start(self) -> None:
+        self._launch()
+
+    def _launch(self) -> None:
+        if getattr(self._local, "launching", False):
+            return
+        self._local.launching = True
+        try:
+            while True:
+                with self._lock:
+                    if self._next >= len(self.requests) or time.monotonic() >= self._deadline:
+                        if self._outstanding == 0:
+                            self.done.set()
+                        return
+                    if self._outstanding >= self._concurrency:
+                        return
+                    index = self._next
+                    self._next += 1
+                    self._outstanding += 1
+                try:
+                    future = self._session.execute_async(self.requests[index].statement)
+                except Exception as exc:  # e.g. NoHostAvailable raised before sending
+                    self._finish(index, exc)
+                    continue
+                future.add_callbacks(
+                    self._finish, self._finish, callback_args=(index,), errback_args=(index,)
+                )
+        finally:
+            self._local.launching = False
+
+    def _finish(self, *args: Any) -> None:
+        # callback(result, index) and errback(exception, index): the index is the last arg.
+        index = args[-1]
+        outcome = args[0] if len(args) > 1 else None
+        with self._lock:
+            self._outstanding -= 1
+            self.finished[index] = True
+            if isinstance(outcome, BaseException):
+                self.errors[index] = outcome
+        self._launch()
+
+
+class WriteJob:
+    """One batch's writes, submitted; ``wait`` finishes it (retries included)."""
+
+    def __init__(
+        self,
+        writer: CassandraWriter,
+        bounds: list[Any],
+        rejected: dict[int, str],
+        extra: list[Any],
+    ) -> None:
+        self._writer = writer
+        self._bounds = bounds
+        self._outcome = WriteOutcome(dict(rejected))
+        self._extra = extra
+        self._deadline = time.monotonic() + writer.deadline_s
+        self._round = writer.start_round(writer.requests(bounds, skip=rejected), self._deadline)
+
+    def wait(self) -> WriteOutcome:
+        """Block until written; raises ``CassandraUnavailableError``/``PermanentWriteError``."""
+        writer = self._writer
+        self._finish_phase(self._round)
+        if self._outcome.rejected:
+            return self._outcome  # progress marks are left to the loop's per-record pass
+        extra = writer.start_round(writer.requests(self._extra), self._deadline)
+        before = dict(self._outcome.rejected)
+        self._finish_phase(extra)
+        if self._outcome.rejected != before:
+            writer.metrics.unattributed_write_errors.inc()
+            raise PermanentWriteError(
+                "Cassandra refused an execution-progress write: "
+                + ", ".join(sorted(set(self._outcome.rejected.values())))
+            )
+        return self._outcome
+
+    def _finish_phase(self, current: _Round) -> None:
+        writer = self._writer
+        delay = writer.retry_initial_s
+        attempt = 1
+        while True:
+            writer.wait_round(current)
+            retry: list[_Request] = []
+            transient = 0
+            first_error = ""
+            for request, error, finished in zip(
+                current.requests, current.errors, current.finished, strict=True
+            ):
+                if finished and error is None:
+                    writer.metrics.cassandra_writes.inc(len(request.members))
+                    continue
+                if not finished:  # never started: the deadline passed
+                    retry.append(request)
+                    transient += 1
+                    continue
+                assert error is not None
+                kind = error_kind(error)
+                first_error = first_error or type(error).__name__
+                writer.metrics.write_errors.inc(len(request.members))
+                if kind == "setup":
+                    writer.metrics.unattributed_write_errors.inc()
+                    raise PermanentWriteError(
+                        f"Cassandra refuses the consumer's writes: {type(error).__name__}"
+                    )
+                if kind == "record" and len(request.members) > 1:
+                    # Find the culprit: the same statements one by one, without waiting.
+                    retry.extend(_Request(self._bounds[m], [m]) for m in request.members)
+                elif kind == "record":
+                    self._outcome.rejected[request.members[0]] = type(error).__name__
+                    writer.metrics.rejected_writes.inc()
+                else:
+                    retry.append(request)
+                    transient += 1
+            if not retry:
+                return
+            if transient:
+                log.warning(
+                    "cassandra writes failed",
+                    extra={
+                        "fields": {
+                            "failed": transient,
+                            "attempt": attempt,
+                            "error": first_error or "deadline",
+                        }
+                    },
+                )
+                attempt += 1
+                now = time.monotonic()
+                if attempt > writer.retry_attempts or now + delay >= self._deadline:
+                    raise CassandraUnavailableError(
+                        f"{sum(len(r.members) for r in retry)} writes still failing after "
+                        f"{attempt - 1} attempts"
+                    )
+                writer.metrics.retries.inc(transient)
+                writer.sleep(delay)
+                delay = min(delay * 2, writer.retry_max_s)
+            current = writer.start_round(retry, self._deadline)
 
 
 class CassandraWriter:
-    """Applies ``Write`` lists with at most ``max_in_flight`` statements outstanding."""
+    """Binds, groups and executes ``Write`` lists (see the module docstring)."""
 
     def __init__(
         self,
@@ -44,64 +304,82 @@ class CassandraWriter:
         retry_initial_s: float,
         retry_max_s: float,
         retry_attempts: int,
+        grouper: StatementGrouper | None = None,
+        deadline_s: float = 60.0,
+        request_timeout_s: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._session = session
+        self.session = session
+        self.metrics = metrics
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.retry_attempts = retry_attempts
+        self.deadline_s = deadline_s
+        self.sleep = sleep
         self._prepared = prepared
-        self._metrics = metrics
         self._concurrency = max_in_flight
-        self._initial = retry_initial_s
-        self._max = retry_max_s
-        self._attempts = retry_attempts
-        self._sleep = sleep
+        self._grouper = grouper or StatementGrouper("DISABLED", 1, 1)
+        self._request_timeout_s = request_timeout_s
+        self._in_flight_rounds = 0
+        self._lock = threading.Lock()
+        if self._grouper.mode == "REPLICA_SET":
+            quiet_grouped_batch_warnings()
+
+    def submit(
+        self, writes: Sequence[Write], extra: Sequence[tuple[Any, tuple[Any, ...]]] = ()
+    ) -> WriteJob:
+        """Bind and start sending ``writes``; ``extra`` (progress) follows once they landed."""
+        bounds: list[Any] = []
+        rejected: dict[int, str] = {}
+        prepared = self._prepared
+        for index, write in enumerate(writes):
+            try:
+                bounds.append(prepared[write.stmt].bind(write.values))
+            except RECORD_ERRORS as exc:  # a value the column type cannot hold
+                bounds.append(None)
+                rejected[index] = type(exc).__name__
+                self.metrics.rejected_writes.inc()
+        extra_bounds = [statement.bind(values) for statement, values in extra]
+        return WriteJob(self, bounds, rejected, extra_bounds)
 
     def write(
         self, writes: Sequence[Write], extra: Sequence[tuple[Any, tuple[Any, ...]]] = ()
-    ) -> None:
-        """Execute every write (and ``extra`` prepared statements with their values).
+    ) -> WriteOutcome:
+        """``submit`` and ``wait``: every write and then ``extra``, or an exception."""
+        return self.submit(writes, extra).wait()
 
-        Raises ``CassandraUnavailableError`` if some still fail after the last attempt.
-        """
-        pending = [
-            (self._prepared[w.stmt], tuple(UNSET_VALUE if v is UNSET else v for v in w.values))
-            for w in writes
-        ]
-        pending.extend(extra)
-        delay = self._initial
-        for attempt in range(1, self._attempts + 1):
-            if not pending:
-                return
-            self._metrics.in_flight.set(min(len(pending), self._concurrency))
-            try:
-                results = execute_concurrent(
-                    self._session,
-                    pending,
-                    concurrency=self._concurrency,
-                    raise_on_first_error=False,
-                )
-            finally:
-                self._metrics.in_flight.set(0)
-            failed = [item for item, (ok, _result) in zip(pending, results, strict=True) if not ok]
-            self._metrics.cassandra_writes.inc(len(pending) - len(failed))
-            if not failed:
-                return
-            first_error = next(result for ok, result in results if not ok)
-            self._metrics.write_errors.inc(len(failed))
-            log.warning(
-                "cassandra writes failed",
-                extra={
-                    "fields": {
-                        "failed": len(failed),
-                        "attempt": attempt,
-                        "error": type(first_error).__name__,
-                    }
-                },
-            )
-            pending = failed
-            if attempt < self._attempts:
-                self._metrics.retries.inc(len(failed))
-                self._sleep(delay)
-                delay = min(delay * 2, self._max)
-        raise CassandraUnavailableError(
-            f"{len(pending)} writes still failing after {self._attempts} attempts"
-        )
+    def requests(self, bounds: Sequence[Any], skip: dict[int, str] | None = None) -> list[Any]:
+        """The requests sending ``bounds``: grouped UNLOGGED batches or single statements."""
+        indices = [i for i in range(len(bounds)) if not skip or i not in skip]
+        live = [bounds[i] for i in indices]
+        out: list[_Request] = []
+        for group in self._grouper.group(live):
+            members = [indices[g] for g in group]
+            if len(members) == 1:
+                out.append(_Request(bounds[members[0]], members))
+                continue
+            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+            for member in members:
+                batch.add(bounds[member])
+            batch.is_idempotent = True
+            out.append(_Request(batch, members))
+        return out
+
+    def start_round(self, requests: list[Any], deadline: float) -> _Round:
+        """Start sending ``requests`` (at most ``max_in_flight`` outstanding)."""
+        current = _Round(self.session, requests, self._concurrency, deadline)
+        with self._lock:
+            self._in_flight_rounds += 1
+        self.metrics.in_flight.set(min(len(requests), self._concurrency))
+        self.metrics.grouped_requests.inc(len(requests))
+        current.start()
+        return current
+
+    def wait_round(self, current: _Round) -> None:
+        """Wait for a round; past its deadline, requests already sent get one timeout more."""
+        remaining = current._deadline - time.monotonic()
+        current.done.wait(max(remaining, 0) + self._request_timeout_s + 5.0)
+        with self._lock:
+            self._in_flight_rounds -= 1
+            if self._in_flight_rounds == 0:
+                self.metrics.in_flight.set(0)

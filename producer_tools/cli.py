@@ -23,6 +23,7 @@ from producer_tools.readers.base import Reader, ReaderLimits
 from producer_tools.readers.detect import detect_format
 from producer_tools.upload import (
     ErrorBudget,
+    ExecutionCanceledError,
     InputBrokenError,
     MaxErrorsExceededError,
     RejectsFile,
@@ -193,8 +194,10 @@ def _upload_one(
     if digest is None:
         with path.open("rb") as handle:
             digest = sha256_of_stream(handle)
+    rejects_path, chosen = _rejects_path(path, opts.rejects, several, rejects_dir)
+    rejects = RejectsFile(rejects_path, input_path=path, follow_symlinks=chosen)
+    rejects.check()  # before an execution exists or anything is produced
     execution, reused = _execution_for(path, fmt, digest, settings, store)
-    rejects_path = _rejects_path(path, opts.rejects, several, rejects_dir)
     if reused and execution.status is Status.SUCCEEDED and not opts.dry_run:
         _say(
             f"{path.name}: same content already uploaded as execution "
@@ -202,13 +205,12 @@ def _upload_one(
             "(--new-execution forces a new one)"
         )
         return _maybe_wait(execution, settings, store, begin, output)
-    rejects = RejectsFile(rejects_path)
     sink = sink_factory() if sink_factory is not None else None
     budget = ErrorBudget.parse(opts.max_errors)
     execution.status = Status.RUNNING
     execution.error = None
     if store is not None:
-        store.save(execution)
+        store.start(execution)
     progress = _Progress(path, settings.upload.progress_interval_s)
     status, error, code = Status.SUCCEEDED, None, ExitCode.OK
     reader: Reader | None = None
@@ -226,14 +228,19 @@ def _upload_one(
                 ReaderLimits(),
                 progress,
                 interrupt,
+                opts.save_interval_s,
             )
     except (MaxErrorsExceededError, InputBrokenError) as exc:
         status, error, code = Status.FAILED, str(exc), ExitCode.FAILED
+    except ExecutionCanceledError as exc:
+        status, error, code = Status.CANCELED, str(exc), ExitCode.INTERRUPTED
     except KeyboardInterrupt:
         status, error, code = Status.CANCELED, "interrupted by the user", ExitCode.INTERRUPTED
     finally:
         rejects.close()
         progress.done()
+    if rejects.stale:
+        _say(f"{path.name}: no rejected lines; {rejects_path} is from an earlier run, left alone")
     if sink is not None:
         unacked = sink.flush()
         if sink.failed or unacked:
@@ -264,6 +271,9 @@ def _upload_one(
             else (ExitCode.FAILED if status is Status.FAILED else ExitCode.OK)
         )
     finish(store, execution, status, error)
+    if execution.status is Status.CANCELED and code == ExitCode.OK:
+        # Canceled after the last progress save: the final save kept CANCELED.
+        status, error, code = Status.CANCELED, execution.error, ExitCode.INTERRUPTED
     if rejects.count:
         _say(f"{path.name}: {rejects.count} rejected line(s) written to {rejects_path}")
     if error:
@@ -373,12 +383,16 @@ def _execution_for(
     return store.create(opts.import_name, path.name, fmt, digest, now_us), False
 
 
-def _rejects_path(path: Path, option: Path | None, several: bool, default_dir: Path | None) -> Path:
+def _rejects_path(
+    path: Path, option: Path | None, several: bool, default_dir: Path | None
+) -> tuple[Path, bool]:
+    """The rejects file of ``path`` and whether the user named that very file (``--rejects
+    FILE``: a symlink there is followed; a name segflow made up never follows one)."""
     if option is None:
-        return (default_dir or path.parent) / (path.name + ".rejects.ndjson")
+        return (default_dir or path.parent) / (path.name + ".rejects.ndjson"), False
     if several or option.is_dir():
-        return option / (path.name + ".rejects.ndjson")
-    return option
+        return option / (path.name + ".rejects.ndjson"), False
+    return option, True
 
 
 class _Progress:

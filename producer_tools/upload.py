@@ -8,12 +8,18 @@ re-run. A SUCCEEDED execution is not produced again at all.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
+
+from cassandra import DriverException, RequestExecutionException
+from cassandra.cluster import NoHostAvailable
 
 from producer_tools.interrupts import DeferredInterrupt
 from producer_tools.kafka_sink import CommandSink
@@ -24,10 +30,20 @@ from segflow.contract.errors import RecordError
 from segflow.contract.records import CommandRecord
 from segflow.contract.routing import message_key
 from segflow.db.executions import Execution, ExecutionStore, Status
+from segflow.errors import ExitCode, SegflowError
 from segflow.headers import EXECUTION_ID, SEQUENCE, SOURCE_FILE, SOURCE_LINE
 
 SAVE_EVERY_S = 5.0
 PERCENT_MIN_LINES = 1000
+# The final status is retried this long when Cassandra does not answer, so a short outage at
+# the end of an upload does not leave its execution RUNNING.
+FINAL_SAVE_TIMEOUT_S = 60.0
+# Cassandra not answering (timeouts, unavailable, no host): a progress save is skipped.
+CASSANDRA_ERRORS: tuple[type[Exception], ...] = (
+    DriverException,
+    RequestExecutionException,
+    NoHostAvailable,
+)
 
 
 class MaxErrorsExceededError(RuntimeError):
@@ -36,6 +52,17 @@ class MaxErrorsExceededError(RuntimeError):
 
 class InputBrokenError(RuntimeError):
     """The reader had to stop (corrupt gzip, broken JSON document, size cap): rest unread."""
+
+
+class ExecutionCanceledError(RuntimeError):
+    """``segflow executions cancel`` ended the execution while it was being uploaded."""
+
+
+class RejectsPathError(SegflowError):
+    """The rejects path would overwrite the input or write through a symlink (exit 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitCode.USAGE)
 
 
 @dataclass(frozen=True)
@@ -67,29 +94,78 @@ class ErrorBudget:
 class RejectsFile:
     """NDJSON rejects, one ``{line, field, reason, raw}`` object per rejected line.
 
-    Opened lazily: a clean file leaves no empty rejects file behind.
+    Opened lazily: a clean file leaves no empty rejects file behind, and nothing is ever
+    deleted (an older rejects file at the path stays; ``stale`` says so). ``input_path`` is
+    the file being read: a rejects path that is the same file (same inode: the path itself, a
+    hard link, a symlink to it) is refused before anything is truncated. With
+    ``follow_symlinks=False`` (the default path, which the user did not choose) a symlink at
+    the path is refused instead of written through.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self, path: Path, *, input_path: Path | None = None, follow_symlinks: bool = True
+    ) -> None:
         self.path = path
         self.count = 0
+        self.stale = False
+        self._input = input_path
+        self._follow = follow_symlinks
         self._handle: IO[str] | None = None
+
+    def check(self) -> None:
+        """Refuse the path before the upload starts (``RejectsPathError``, exit 2)."""
+        if not self._follow and self.path.is_symlink():
+            raise RejectsPathError(
+                f"refusing to write rejects through the symlink {self.path}; "
+                "remove it or name a rejects file with --rejects"
+            )
+        if self._input is not None and self.path.exists():
+            try:
+                same = self.path.samefile(self._input)
+            except OSError:
+                same = False
+            if same:
+                raise RejectsPathError(
+                    f"--rejects {self.path} is the input file {self._input}; "
+                    "name another rejects file"
+                )
 
     def write(self, error: RecordError) -> None:
         """Append one rejected line."""
         if self._handle is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("w", encoding="utf-8")
+            self._handle = self._open()
         self._handle.write(json.dumps(error.to_reject(), ensure_ascii=False) + "\n")
         if not error.notice:  # a notice's record was produced: not a rejected line
             self.count += 1
 
+    def _open(self) -> IO[str]:
+        self.check()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | (0 if self._follow else os.O_NOFOLLOW)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise RejectsPathError(
+                    f"refusing to write rejects through the symlink {self.path}"
+                ) from None
+            raise
+        # Compare inodes on the open file before truncating: nothing can swap it in between.
+        opened = os.fstat(fd)
+        if self._input is not None:
+            source = os.stat(self._input)
+            if (opened.st_dev, opened.st_ino) == (source.st_dev, source.st_ino):
+                os.close(fd)
+                raise RejectsPathError(f"--rejects {self.path} is the input file {self._input}")
+        os.ftruncate(fd, 0)
+        return os.fdopen(fd, "w", encoding="utf-8")
+
     def close(self) -> None:
-        """Flush and close; removes a stale rejects file from an earlier run if none now."""
+        """Flush and close; an older file at the path is left alone (``stale``)."""
         if self._handle is not None:
             self._handle.close()
-        elif self.path.exists():
-            self.path.unlink()
+        else:
+            self.stale = self.path.exists()
 
 
 Progress = Callable[[Reader, Execution, RejectsFile], None]
@@ -107,6 +183,7 @@ def run_upload(
     limits: ReaderLimits,
     progress: Progress,
     interrupt: DeferredInterrupt | None = None,
+    save_every_s: float = SAVE_EVERY_S,
     admit: Callable[[int, CommandRecord], RecordError | None] | None = None,
 ) -> Reader:
     """Read ``path`` and produce its commands for ``execution`` (``sink=None``: dry run).
@@ -115,10 +192,12 @@ def run_upload(
     ``file_name``. ``admit`` may turn a valid command into a rejected one before it is
     produced (the HTTP API refuses unknown Village segments at request time).
 
-    Updates the execution's counters as it goes (saved every few seconds when ``store`` is
-    given) and leaves its final status to the caller; raises ``MaxErrorsExceededError`` when
-    the budget is crossed (what was produced stays valid), ``KeyboardInterrupt`` between two
-    records once ``interrupt`` was requested (Ctrl-C).
+    Updates the execution's counters as it goes (saved every ``save_every_s`` when ``store``
+    is given; a save Cassandra does not answer is skipped, not fatal) and leaves its final
+    status to the caller; raises ``MaxErrorsExceededError`` when the budget is crossed (what
+    was produced stays valid), ``ExecutionCanceledError`` at the first save after
+    ``executions cancel``, ``KeyboardInterrupt`` between two records once ``interrupt`` was
+    requested (Ctrl-C).
     """
     ctx = ReadContext(
         execution_id=execution.execution_id,
@@ -133,7 +212,24 @@ def run_upload(
     eid_header = (EXECUTION_ID, execution.execution_id.encode())
     file_header = (SOURCE_FILE, ctx.file_name.encode())
     sequence = 0
-    last_save = last_progress = time.monotonic()
+    last_save = time.monotonic()
+
+    def save_progress() -> None:
+        nonlocal last_save
+        if store is None:
+            return
+        now = time.monotonic()
+        if now - last_save < save_every_s:
+            return
+        last_save = now
+        _count(execution, reader, rejects, sequence)
+        try:
+            if not store.save(execution):
+                raise ExecutionCanceledError(execution.error or "execution canceled")
+        except CASSANDRA_ERRORS as exc:
+            _warn(f"progress of execution {execution.execution_id} not saved ({_name(exc)})")
+
+    last_progress = time.monotonic()
     try:
         for position, read_item in reader.read(path):
             if interrupt is not None and interrupt.requested:
@@ -152,6 +248,8 @@ def run_upload(
                         f"{rejects.count} rejected lines after {reader.lines_read} lines read "
                         f"exceed --max-errors {budget}; stopped reading"
                     )
+                if rejects.count & 0x3FF == 0:
+                    save_progress()
                 continue
             if sink is not None:
                 sink.produce(
@@ -173,9 +271,7 @@ def run_upload(
                     _count(execution, reader, rejects, sequence)
                     progress(reader, execution, rejects)
                     last_progress = now
-                if store is not None and now - last_save >= SAVE_EVERY_S:
-                    store.save(execution)
-                    last_save = now
+                save_progress()
     finally:
         _count(execution, reader, rejects, sequence)
     if budget.exceeded(rejects.count, reader.lines_read, final=True):
@@ -194,11 +290,40 @@ def _count(execution: Execution, reader: Reader, rejects: RejectsFile, produced:
 def finish(
     store: ExecutionStore | None, execution: Execution, status: Status, error: str | None = None
 ) -> None:
-    """Record the final status (and error) of an execution."""
+    """Record the final status (and error) of an execution.
+
+    A CANCELED execution stays CANCELED (``execution`` then says so). Cassandra not answering
+    is retried for ``FINAL_SAVE_TIMEOUT_S``; after that a ``SegflowError`` says the status
+    could not be recorded (the upload itself is flushed by then).
+    """
     execution.status = status
     execution.error = error
-    if store is not None:
-        store.save(execution)
+    if store is None:
+        return
+    deadline = time.monotonic() + FINAL_SAVE_TIMEOUT_S
+    delay = 0.5
+    while True:
+        try:
+            store.save(execution)
+            return
+        except CASSANDRA_ERRORS as exc:
+            if time.monotonic() >= deadline:
+                raise SegflowError(
+                    f"execution {execution.execution_id}: could not record its final status "
+                    f"{status.value} ({_name(exc)} after {FINAL_SAVE_TIMEOUT_S:.0f}s); every "
+                    "record was flushed to Kafka; re-run the upload to record it"
+                ) from None
+            _warn(f"final status of execution {execution.execution_id} not saved yet, retrying")
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _name(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def _warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
 def wait_until_landed(

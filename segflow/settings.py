@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -27,11 +27,20 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from segflow.db.layout import MAX_TTL_S
 from segflow.kafka_logging import client_log_hooks
 
 CONFIG_FILE_ENV = "SEGFLOW_CONFIG_FILE"
 
 CommaList = Annotated[list[str], NoDecode]
+ConsistencyName = Literal[
+    "ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"
+]
+SerialConsistencyName = Literal["SERIAL", "LOCAL_SERIAL"]
+# The consumer's Kafka poll bound and the liveness window of /healthz: a batch's writes must
+# finish well inside both, or the group evicts the member / the orchestrator restarts it.
+MAX_POLL_INTERVAL_S = 300.0
+LIVENESS_STALL_S = 120.0
 
 
 def _split_commas(value: Any) -> Any:
@@ -154,6 +163,19 @@ class CassandraSettings(BaseModel):
     )
     request_timeout_s: float = Field(default=10.0, gt=0, description="Per-request timeout.")
     connect_timeout_s: float = Field(default=5.0, gt=0, description="Connection timeout.")
+    write_consistency: ConsistencyName = Field(
+        default="LOCAL_QUORUM",
+        description="Consistency of writes (default execution profile); acknowledged = "
+        "this many replicas hold it.",
+    )
+    serial_consistency: SerialConsistencyName = Field(
+        default="LOCAL_SERIAL",
+        description="Serial consistency of lightweight transactions (segment registry).",
+    )
+    read_consistency: ConsistencyName = Field(
+        default="LOCAL_QUORUM",
+        description="Consistency of reads (`read` execution profile: export API, CLI reads).",
+    )
 
     _split = field_validator("contact_points", mode="before")(_split_commas)
 
@@ -226,8 +248,32 @@ class ConsumerOptions(BaseModel):
     batch_size: int = Field(
         default=1000, ge=1, le=100_000, description="Records polled and written per batch."
     )
-    poll_timeout_s: float = Field(default=1.0, gt=0, description="One poll's wait.")
-    max_in_flight: int = Field(default=128, ge=1, description="Concurrent Cassandra writes.")
+    poll_timeout_s: float = Field(
+        default=1.0, gt=0, description="One poll's wait for a batch to fill (up to batch_size)."
+    )
+    max_in_flight: int = Field(
+        default=128, ge=1, description="Concurrent Cassandra requests (grouped batches or rows)."
+    )
+    write_grouping: Literal["PARTITION_KEY", "REPLICA_SET", "DISABLED"] = Field(
+        default="REPLICA_SET",
+        description="UNLOGGED batches of one partition, of one replica set, or single rows.",
+    )
+    group_max_rows: int = Field(
+        default=50, ge=1, le=1000, description="Statements per grouped batch at most."
+    )
+    group_max_bytes: int = Field(
+        default=40_960,
+        ge=1024,
+        le=1_048_576,
+        description="Bound values per grouped batch at most (keep below the server's "
+        "batch_size_fail_threshold, 50 KiB by default).",
+    )
+    write_deadline_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A batch's writes, retries included, stop after this; the batch is then "
+        "held and retried while partitions are paused.",
+    )
     shutdown_timeout_s: float = Field(
         default=30.0, gt=0, description="SIGTERM: finish, commit and close within this bound."
     )
@@ -256,7 +302,12 @@ class ConsumerOptions(BaseModel):
     registry_cache_ttl_s: float = Field(
         default=30.0, ge=0, description="Segment registry cache lifetime."
     )
-    events_ttl_days: int = Field(default=400, ge=1, description="Change events are kept so long.")
+    events_ttl_days: int = Field(
+        default=400,
+        ge=1,
+        le=MAX_TTL_S // 86400,
+        description="Change events are kept so long (Cassandra's TTL limit is 20 years).",
+    )
     idle_exit_s: float = Field(default=5.0, gt=0, description="--until-idle: quiet period.")
 
 
@@ -308,6 +359,12 @@ class UploadOptions(BaseModel):
         default=30.0,
         gt=0,
         description="--wait on a non-interactive stderr: one progress line this often.",
+    )
+    save_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a running upload saves its counters; the same save sees "
+        "`executions cancel` and stops the upload.",
     )
 
     @field_validator("max_errors")
@@ -365,6 +422,12 @@ class ServeOptions(BaseModel):
     max_pending_per_key: int = Field(
         default=5, ge=1, description="Exports queued or running per API key; more -> 429."
     )
+    max_ready_per_key: int = Field(
+        default=50,
+        ge=1,
+        description="Finished (READY, not yet expired) exports kept per API key; more -> 429. "
+        "Bounds the disk one key can fill.",
+    )
     workers: int = Field(default=2, ge=0, description="Background export worker threads.")
     max_attempts: int = Field(
         default=2, ge=1, description="Runs of one export job before it is marked failed."
@@ -384,6 +447,13 @@ class ServeOptions(BaseModel):
         "default: the request's own scheme and host.",
     )
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After on a pending poll.")
+    max_body_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        le=16 << 20,
+        description="Largest request body accepted (read only after the API key checked); "
+        "more -> 413.",
+    )
     page_size: int = Field(default=2000, ge=100, le=50_000, description="Cassandra page size.")
     api_key_grants: list[ApiKeyGrant] = Field(
         default_factory=list,
@@ -391,11 +461,11 @@ class ServeOptions(BaseModel):
         '[{"key": "...", "permissions": ["ingest"], "datamarts": ["1"], "networks": ["7"]}]); '
         "plain api_keys / api_key_dir files are export-only.",
     )
-    max_body_bytes: int = Field(
+    max_stream_body_bytes: int = Field(
         default=8 << 30,
         ge=1024,
-        description="Largest request body (document import executions, Segmenter PUTs); "
-        "counted while streaming, more -> 413.",
+        description="Largest streamed ingestion body (document import executions, Segmenter "
+        "PUTs); counted while streaming, more -> 413.",
     )
     max_command_body_bytes: int = Field(
         default=1 << 20,
@@ -506,6 +576,23 @@ class ConsumeSettings(SegflowSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     cassandra: CassandraSettings = Field(default_factory=CassandraSettings)
     consumer: ConsumerOptions = Field(default_factory=ConsumerOptions)
+
+    @model_validator(mode="after")
+    def _write_time_bounded(self) -> ConsumeSettings:
+        """A batch's writes must end inside the poll interval and the liveness window.
+
+        Requests still in flight at the deadline may take one more request timeout, and the
+        loop polls only between batches, so deadline + timeout must stay below both bounds.
+        """
+        worst = self.consumer.write_deadline_s + self.cassandra.request_timeout_s
+        bound = min(MAX_POLL_INTERVAL_S, LIVENESS_STALL_S)
+        if worst >= bound:
+            raise ValueError(
+                f"consumer.write_deadline_s ({self.consumer.write_deadline_s:g}) + "
+                f"cassandra.request_timeout_s ({self.cassandra.request_timeout_s:g}) must stay "
+                f"below {bound:g} s (max.poll.interval.ms and the liveness window)"
+            )
+        return self
 
 
 class UploadSettings(SegflowSettings):

@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from cassandra import ConsistencyLevel
+
 from segflow.db.session import aware
 
 SCOPE = "all"
@@ -107,6 +109,32 @@ class ExportJobStore:
         self._delete = session.prepare(
             "DELETE FROM {ks}.export_jobs WHERE scope = ? AND export_id = ?"
         )
+        # Admission counts what was queued before it (see V006): both at LOCAL_QUORUM, so the
+        # count sees every job queued before the version it read, on any replica.
+        for statement in (self._insert, self._all):
+            statement.consistency_level = ConsistencyLevel.LOCAL_QUORUM
+        self._key_version = session.prepare(
+            "SELECT version FROM {ks}.export_key_locks WHERE key_id = ?"
+        )
+        self._key_first = session.prepare(
+            "INSERT INTO {ks}.export_key_locks (key_id, version) VALUES (?, 1) IF NOT EXISTS"
+        )
+        self._key_bump = session.prepare(
+            "UPDATE {ks}.export_key_locks SET version = ? WHERE key_id = ? IF version = ?"
+        )
+
+    def key_version(self, key_id: str) -> int | None:
+        """The key's admission version (SERIAL: sees every committed bump), None if never."""
+        bound = self._key_version.bind((key_id,))
+        bound.consistency_level = ConsistencyLevel.SERIAL
+        row = self._session.execute(bound).one()
+        return None if row is None else int(row.version)
+
+    def bump_key(self, key_id: str, seen: int | None) -> bool:
+        """Move the key's version on from ``seen``; False when another request did first."""
+        if seen is None:
+            return self._applied(self._key_first, (key_id,))
+        return self._applied(self._key_bump, (seen + 1, key_id, seen))
 
     def create(
         self, export_id: str, key_id: str, request: str, now: datetime, expires_at: datetime

@@ -127,7 +127,15 @@ def validate(body: ExportRequestBody, known_segment: Callable[[str], bool]) -> E
             raise ExportRequestError(f"tags[{index}]", f"unknown tag {tag!r} (see GET /v1/tags)")
     if body.segment_filter is not None and not known_segment(body.segment_filter):
         raise ExportRequestError("segment_filter", f"unknown segment {body.segment_filter!r}")
-    start_at, end_at = _window(body)
+    try:
+        start_at, end_at = _window(body)
+    except (OverflowError, ValueError) as exc:  # datetime arithmetic past year 1 or 9999
+        if isinstance(exc, ExportRequestError):
+            raise
+        field = "end_at" if body.end_at is not None else "start_at"
+        raise ExportRequestError(
+            field, "the events window must lie between years 1 and 9999 (UTC)"
+        ) from None
     return ExportSpec(
         segment_filter=body.segment_filter,
         attributes=tuple(body.attributes),
@@ -160,6 +168,8 @@ def add_months(moment: datetime, months: int) -> datetime:
     """Same day-of-month ``months`` later, clamped to the month's last day (Jan 31 -> Apr 30)."""
     month_index = moment.month - 1 + months
     year, month = moment.year + month_index // 12, month_index % 12 + 1
+    if year > datetime.max.year:  # past the calendar's end: no window can reach it anyway
+        return datetime.max.replace(tzinfo=moment.tzinfo)
     day = min(moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
 

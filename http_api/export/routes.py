@@ -17,6 +17,8 @@ loop, and export files are built by the workers, never here.
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -41,6 +43,7 @@ from http_api.export.worker import ExportService, export_file
 from segflow.db.registry import SegmentRegistry
 
 CHUNK = 256 * 1024
+ADMIT_ATTEMPTS = 20
 Handler = Callable[[Request], Response]
 
 
@@ -102,23 +105,11 @@ class ExportApi:
         except ExportRequestError as exc:
             return _error(400, exc.message, exc.field)
         now = self.service.clock()
-        pending = sum(
-            1
-            for job in self.service.store.all()
-            if job.key_id == key_id and job.open and job.expires_at > now
-        )
-        limit = self.service.options.max_pending_per_key
-        if pending >= limit:
-            return _error(
-                429,
-                f"{pending} exports of this API key are still pending (limit {limit}); "
-                "download or wait for them first",
-                None,
-                {"Retry-After": str(self.service.options.retry_after_s)},
-            )
         export_id = uuid.uuid4().hex
         expires_at = now + timedelta(seconds=self.service.options.poll_url_ttl_s)
-        self.service.store.create(export_id, key_id, spec.to_json(), now, expires_at)
+        refused = self._admit(key_id, export_id, spec.to_json(), now, expires_at)
+        if refused is not None:
+            return refused
         poll_url = f"{self._base_url(request)}/v1/exports/{export_id}"
         payload: dict[str, Any] = {
             "export_id": export_id,
@@ -130,6 +121,50 @@ class ExportApi:
                 "no attribute and no tag requested: the file will list no profiles (seed 004)"
             )
         return _json(201, payload, {"Location": poll_url})
+
+    def _admit(
+        self, key_id: str, export_id: str, spec: str, now: Any, expires_at: Any
+    ) -> Response | None:
+        """Queue the job within the key's limits; the refusal, or None once it is queued.
+
+        Count, queue, then move the key's version on (``V006``): a request that loses that
+        race withdraws its job and counts again, so concurrent requests cannot all pass.
+        """
+        store, options = self.service.store, self.service.options
+        for _ in range(ADMIT_ATTEMPTS):
+            seen = store.key_version(key_id)
+            live = [j for j in store.all() if j.key_id == key_id and j.expires_at > now]
+            pending = sum(1 for job in live if job.open)
+            ready = sum(1 for job in live if job.status == JobStatus.READY)
+            retry = {"Retry-After": str(options.retry_after_s)}
+            if pending >= options.max_pending_per_key:
+                return _error(
+                    429,
+                    f"{pending} exports of this API key are still pending (limit "
+                    f"{options.max_pending_per_key}); download or wait for them first",
+                    None,
+                    retry,
+                )
+            if ready >= options.max_ready_per_key:
+                return _error(
+                    429,
+                    f"{ready} finished exports of this API key are still downloadable (limit "
+                    f"{options.max_ready_per_key}); they expire {options.poll_url_ttl_s} s "
+                    "after their request",
+                    None,
+                    retry,
+                )
+            store.create(export_id, key_id, spec, now, expires_at)
+            if store.bump_key(key_id, seen):
+                return None
+            store.delete(export_id)  # another request of this key won the race: count again
+            time.sleep(random.uniform(0.005, 0.05))
+        return _error(
+            503,
+            "too many concurrent export requests for this API key; retry",
+            None,
+            {"Retry-After": str(options.retry_after_s)},
+        )
 
     def poll(self, request: Request, key_id: str, body: bytes) -> Response:
         """Seed 004's poll URL: 404 pending, 200 file, 410 gone, 503 failed."""
@@ -223,7 +258,8 @@ class ExportApi:
                 return await answer(request)
 
         async def answer(request: Request) -> Response:
-            body = await request.body()
+            # The key first: an unauthenticated request is answered before one byte of its
+            # body is read, whatever it announces.
             key_id = ""
             if auth:
                 found = self.keys.identify(request.headers.get("x-api-key"))
@@ -232,6 +268,11 @@ class ExportApi:
                     self.metrics.requests.labels(name, "401").inc()
                     return response
                 key_id = found
+            body = await _read_body(request, self.service.options.max_body_bytes)
+            if body is None:
+                limit = self.service.options.max_body_bytes
+                self.metrics.requests.labels(name, "413").inc()
+                return _error(413, f"request body larger than {limit} bytes", None)
             response = await run_in_threadpool(handler, request, key_id, body)
             self.metrics.requests.labels(name, str(response.status_code)).inc()
             return response
@@ -253,6 +294,29 @@ class ExportApi:
         if configured:
             return configured.rstrip("/")
         return f"{request.url.scheme}://{request.url.netloc}"
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, read as it streams in; None as soon as it exceeds ``limit`` bytes.
+
+    A declared Content-Length over the limit is refused before reading; a chunked body is
+    cut off at the limit, so memory per request stays bounded either way.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                return None
+        except ValueError:
+            return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _gunzip(path: Path) -> Iterator[bytes]:

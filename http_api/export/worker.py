@@ -136,9 +136,20 @@ class ExportService:
                 self.store.delete(job.export_id)
                 log.info("export expired", extra={"fields": {"export_id": job.export_id}})
         keep = {job.export_id for job in jobs if job.expires_at > now}
+        # A build in progress may spill and write for far longer than a lease: its files are
+        # its own as long as its lease is alive (renewed by time, see LeaseKeeper).
+        building = {
+            job.export_id
+            for job in jobs
+            if job.status == JobStatus.RUNNING
+            and job.lease_until is not None
+            and job.lease_until > now
+        }
         cutoff = time.time() - self.options.lease_s
         for path in self.export_dir.iterdir():
             export_id = path.name.split(".", 1)[0]
+            if export_id in building:
+                continue
             stray = path.name.endswith(".tmp") or export_id not in keep
             try:
                 old = path.stat().st_mtime < cutoff
@@ -170,25 +181,23 @@ class ExportService:
     def _build(self, job: ExportJob) -> None:
         spec = ExportSpec.from_json(job.request)
         started = time.monotonic()
-        last_renew = started
         attempt = job.attempts + 1
         fields = {"export_id": job.export_id, "attempt": attempt}
         log.info("export job started", extra={"fields": fields})
         self.metrics.jobs_running.inc()
 
+        lease = LeaseKeeper(self.store, job, self.owner, self.clock, self.options.lease_s)
+
         def checkpoint(count: int) -> None:
-            nonlocal last_renew
             if self._stop.is_set():
                 raise ExportAborted("shutdown")
-            if time.monotonic() - last_renew >= self.options.lease_s / 3:
-                if not self.store.renew(job, self.owner, self.clock(), self.options.lease_s):
-                    raise ExportAborted("lease lost")
-                last_renew = time.monotonic()
+            if lease.lost:
+                raise ExportAborted("lease lost")
 
         target = export_file(self.export_dir, job.export_id)
         self._remove_leftovers(job.export_id)
         try:
-            with JsonObjectWriter(target, compress=True, tmp_tag=self._token) as writer:
+            with lease, JsonObjectWriter(target, compress=True, tmp_tag=self._token) as writer:
                 profiles = self._builder.build(
                     spec, writer, self.clock(), checkpoint, f"{job.export_id}.{self._token}"
                 )
@@ -233,8 +242,16 @@ class ExportService:
                 path.unlink(missing_ok=True)
 
     def _failed(self, job: ExportJob, attempt: int, exc: Exception) -> None:
-        error = f"{type(exc).__name__}: {exc}"[:500]
-        fields = {"export_id": job.export_id, "attempt": attempt, "error": error}
+        # The exception's text can name hosts, paths and queries: it goes to the log under an
+        # incident id; the job (what /status and the 503 show) gets the id and a generic reason.
+        incident = uuid.uuid4().hex[:12]
+        error = f"the export could not be built (incident {incident})"
+        fields = {
+            "export_id": job.export_id,
+            "attempt": attempt,
+            "incident": incident,
+            "error": f"{type(exc).__name__}: {exc}"[:2000],
+        }
         now = self.clock()
         if attempt < self.options.max_attempts:
             self.store.release(job, self.owner, now, attempt, error)
@@ -245,6 +262,50 @@ class ExportService:
         self.store.fail(running, now, error)
         self.metrics.jobs_finished.labels("failed").inc()
         log.error("export job failed", extra={"fields": fields})
+
+
+class LeaseKeeper:
+    """Renews a running job's lease every ``lease_s / 3`` from its own thread, by time.
+
+    A build renewing only from its progress checkpoints let the lease lapse whenever rows
+    were sparse or Cassandra slow, and another worker then took the job over. ``lost`` turns
+    true once a renewal is refused (another worker owns the job); the build's next checkpoint
+    then aborts it. A renewal that fails (Cassandra unavailable) is retried at the next tick.
+    """
+
+    def __init__(
+        self, store: ExportJobStore, job: ExportJob, owner: str, clock: Clock, lease_s: float
+    ) -> None:
+        self._store, self._job, self._owner, self._clock = store, job, owner, clock
+        self._lease_s = lease_s
+        self._done = threading.Event()
+        self.lost = False
+        self.renewals = 0
+        self._thread = threading.Thread(
+            target=self._run, name=f"segflow-lease-{job.export_id[:8]}", daemon=True
+        )
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._thread.join(max(5.0, self._lease_s))
+
+    def _run(self) -> None:
+        while not self._done.wait(self._lease_s / 3):
+            try:
+                if not self._store.renew(self._job, self._owner, self._clock(), self._lease_s):
+                    self.lost = True
+                    return
+                self.renewals += 1
+            except Exception:
+                log.warning(
+                    "export lease not renewed; retrying",
+                    extra={"fields": {"export_id": self._job.export_id}},
+                    exc_info=True,
+                )
 
 
 def _interrupted(job: ExportJob, max_attempts: int) -> str:

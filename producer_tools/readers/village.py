@@ -29,7 +29,7 @@ from producer_tools.readers.fields import (
 )
 from segflow.contract.enums import Operation, Source
 from segflow.contract.errors import RecordError
-from segflow.contract.ids import MAX_TIMESTAMP_S, village_version
+from segflow.contract.ids import MAX_TIMESTAMP_S, MAX_VERSION, village_version
 from segflow.contract.jsontext import compact_json
 from segflow.contract.models import MAX_SEGMENT_REF_CHARS
 from segflow.contract.records import CommandRecord
@@ -136,6 +136,12 @@ class VillageReader(NdjsonReader):
             )
         else:
             version = village_version(timestamp, line)
+            if version > MAX_VERSION:
+                raise FieldError(
+                    "status_change_timestamp",
+                    f"with line {line} the version passes the last µs of year 9999 "
+                    "(the contract's maximum version)",
+                )
 
         record = self.template.copy()
         record["command_id"] = self.ids.command_id(line)

@@ -23,6 +23,7 @@ hex chars: stable for one execution, distinct across executions of the same cont
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, date, datetime, timedelta
 from typing import BinaryIO
 
 US_PER_S = 1_000_000
@@ -31,7 +32,11 @@ MS_PER_MINUTE = 60_000
 # 9999-12-31T23:59:59Z: no real timestamp is later, and every bound below fits an int64 µs.
 MAX_TIMESTAMP_S = 253_402_300_799
 MAX_TIMESTAMP_MS = MAX_TIMESTAMP_S * 1000 + 999
-MAX_VERSION = (1 << 63) - 1
+# The last µs of year 9999. A version is a write timestamp *and* a time (event day, updated_at):
+# beyond this no ``datetime`` exists, so the contract refuses larger versions (``invalid``,
+# naming ``version``) and the readers refuse lines that would produce one.
+MAX_VERSION = MAX_TIMESTAMP_S * US_PER_S + 999_999
+MAX_LONG = (1 << 63) - 1
 COMMAND_ID_HEX_CHARS = 32
 
 _SHA256_HEX = frozenset("0123456789abcdef")
@@ -80,6 +85,30 @@ class CommandIds:
 def village_version(status_change_timestamp_s: int, line: int) -> int:
     """Village with a timestamp: ``seconds * 1_000_000 + line``."""
     return status_change_timestamp_s * US_PER_S + line
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
+US_PER_DAY = 86_400 * US_PER_S
+
+
+def version_datetime(version_us: int) -> datetime:
+    """The UTC time of a version (µs), exact: integer arithmetic, no float rounding.
+
+    ``datetime.fromtimestamp(v / 1e6)`` rounds the last µs of year 9999 up into year 10000 and
+    raises; this is defined for every version in ``0..MAX_VERSION``.
+    """
+    return _EPOCH + timedelta(microseconds=version_us)
+
+
+def version_day(version_us: int) -> date:
+    """The UTC day of a version (µs), exact for every version in ``0..MAX_VERSION``."""
+    return date.fromordinal(_EPOCH_ORDINAL + version_us // US_PER_DAY)
+
+
+def ms_datetime(ms: int) -> datetime:
+    """The UTC time of a millisecond timestamp (expiries), exact for ``0..MAX_TIMESTAMP_MS``."""
+    return _EPOCH + timedelta(milliseconds=ms)
 
 
 def sha256_of_stream(stream: BinaryIO, chunk_size: int = 1 << 20) -> str:

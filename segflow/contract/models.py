@@ -29,7 +29,7 @@ from segflow.contract.enums import (
     Source,
 )
 from segflow.contract.errors import ContractError
-from segflow.contract.ids import MAX_TIMESTAMP_MS, MAX_VERSION
+from segflow.contract.ids import MAX_LONG, MAX_TIMESTAMP_MS, MAX_VERSION
 from segflow.contract.jsontext import parse_json_text
 from segflow.contract.records import CommandRecord
 from segflow.contract.user_keys import UserKeyError, parse_user_key, user_id_key
@@ -37,7 +37,7 @@ from segflow.contract.user_keys import UserKeyError, parse_user_key, user_id_key
 MAX_SEGMENT_REF_CHARS = 256
 MAX_SEGMENTS_PER_COMMAND = 1000
 
-Long = Annotated[StrictInt, Field(ge=-(1 << 63), le=MAX_VERSION)]
+Long = Annotated[StrictInt, Field(ge=-(1 << 63), le=MAX_LONG)]
 SegmentRef = Annotated[StrictStr, Field(min_length=1, max_length=MAX_SEGMENT_REF_CHARS)]
 NonEmpty = Annotated[StrictStr, Field(min_length=1)]
 
@@ -115,7 +115,7 @@ class SegmentCommand(BaseModel):
     description: StrictStr | None = None
     segment: SegmentDefinition | None = None
     person: Person | None = None
-    member_count: Annotated[StrictInt, Field(ge=0, le=MAX_VERSION)] | None = None
+    member_count: Annotated[StrictInt, Field(ge=0, le=MAX_LONG)] | None = None
     origin: Origin | None = None
 
     @model_validator(mode="after")

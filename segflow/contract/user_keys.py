@@ -114,13 +114,13 @@ def canonical_user_key(text: str) -> str:
     return _rebuild(_key_type(prefix.strip().lower()), rest)
 
 
-def _key_type(prefix: str) -> KeyType:
+def _key_type(prefix: str, quote: bool = True) -> KeyType:
     try:
         return KeyType(prefix)
     except ValueError:
+        named = f" {prefix[:40]!r}" if quote else ""
         raise UserKeyError(
-            f"unknown user key type {prefix[:40]!r}; expected one of "
-            + ", ".join(t.value for t in KeyType)
+            f"unknown user key type{named}; expected one of " + ", ".join(t.value for t in KeyType)
         ) from None
 
 
@@ -143,14 +143,18 @@ def parse_user_key(key: str) -> UserKey:
     """Parse and check a canonical key (raises ``UserKeyError`` when it is not one).
 
     A key is canonical when rebuilding it from its parts gives the same string, so keys built
-    by hand (upstream producers) are held to exactly the rules the readers apply.
+    by hand (upstream producers) are held to exactly the rules the readers apply. The
+    messages never quote the key: they become dead-letter error texts, which hold no PII.
     """
     prefix, sep, rest = key.partition(":")
     if not sep:
-        raise UserKeyError(f"user key {key[:80]!r} has no type prefix")
-    kind = _key_type(prefix)
+        raise UserKeyError("user key has no type prefix")
+    kind = _key_type(prefix, quote=False)
     rebuilt = _rebuild(kind, rest)
     if rebuilt != key:
-        raise UserKeyError(f"user key is not canonical (expected {rebuilt[:120]!r})")
+        raise UserKeyError(
+            "user key is not canonical (values trimmed, e-mails lower-cased, as the readers "
+            "build them)"
+        )
     parts: tuple[str, ...] = tuple(rest.partition(":")[::2]) if kind is KeyType.ACCOUNT else (rest,)
     return UserKey(kind, parts)

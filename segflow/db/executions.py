@@ -1,10 +1,12 @@
 """Executions: one per uploaded file content (and import name), with status and exact counts.
 
 The uploader creates and updates an execution; the consumer records, per command sequence
-number, which commands of the execution were applied or dead-lettered (``execution_progress``
-sets: adding a number twice changes nothing, so counts stay exact under redelivery, replay and
-re-upload of the same file). ``--wait`` and
-``segflow executions show`` sum those sets on read.
+number, which commands of the execution were applied or dead-lettered
+(``execution_progress_by_chunk`` sets: adding a number twice changes nothing, so counts stay
+exact under redelivery, replay and re-upload of the same file). A partition holds one chunk of
+65,536 sequence numbers, so a 100M-command execution never makes one huge partition;
+``execution_progress_chunks`` lists the chunks. ``--wait`` and ``segflow executions show`` sum
+those sets on read (with the pre-V005 ``execution_progress`` rows, merged block by block).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from typing import Any
 from segflow.db.session import aware
 
 PROGRESS_BLOCK = 4096
+# Blocks per progress partition: a partition holds at most 65,536 sequence numbers per set, so
+# a 100M-command execution spreads over 1,526 partitions (schemas/README.md, "Partition sizes").
+PROGRESS_BLOCKS_PER_CHUNK = 16
+PROGRESS_CHUNK = PROGRESS_BLOCK * PROGRESS_BLOCKS_PER_CHUNK
 
 
 class Status(StrEnum):
@@ -93,27 +99,50 @@ class ExecutionStore:
         self._get = session.prepare(
             f"SELECT {_COLUMNS} FROM {{ks}}.executions WHERE execution_id = ?"
         )
-        self._update = session.prepare(
+        _set_all = (
             "UPDATE {ks}.executions SET status = ?, lines_read = ?, commands_produced = ?, "
             "lines_rejected = ?, error = ?, updated_at = ?, finished_at = ? "
             "WHERE execution_id = ?"
+        )
+        self._update = session.prepare(_set_all)
+        # A save never overwrites CANCELED (``executions cancel`` while the upload runs): the
+        # uploader learns of the cancel from the refused save and stops.
+        self._update_unless_canceled = session.prepare(_set_all + " IF status != 'CANCELED'")
+        self._update_counters = session.prepare(
+            "UPDATE {ks}.executions SET lines_read = ?, commands_produced = ?, "
+            "lines_rejected = ?, updated_at = ? WHERE execution_id = ?"
         )
         self._set_status = session.prepare(
             "UPDATE {ks}.executions SET status = ?, error = ?, updated_at = ?, finished_at = ? "
             "WHERE execution_id = ? IF status IN ('PENDING', 'RUNNING')"
         )
+        self._chunks = session.prepare(
+            "SELECT chunk FROM {ks}.execution_progress_chunks WHERE execution_id = ?"
+        )
         self._progress = session.prepare(
-            "SELECT applied, dead_lettered FROM {ks}.execution_progress WHERE execution_id = ?"
+            "SELECT block, applied, dead_lettered FROM {ks}.execution_progress_by_chunk "
+            "WHERE execution_id = ? AND chunk = ?"
+        )
+        # Executions consumed before V005 keep their progress in the one-partition table.
+        self._legacy_any = session.prepare(
+            "SELECT block FROM {ks}.execution_progress WHERE execution_id = ? LIMIT 1"
+        )
+        self._legacy = session.prepare(
+            "SELECT block, applied, dead_lettered FROM {ks}.execution_progress "
+            "WHERE execution_id = ? AND block >= ? AND block < ?"
+        )
+        self._add_chunk = session.prepare(
+            "INSERT INTO {ks}.execution_progress_chunks (execution_id, chunk) VALUES (?, ?)"
         )
         self._add_applied = session.prepare(
-            "UPDATE {ks}.execution_progress SET applied = applied + ? "
-            "WHERE execution_id = ? AND block = ?"
+            "UPDATE {ks}.execution_progress_by_chunk SET applied = applied + ? "
+            "WHERE execution_id = ? AND chunk = ? AND block = ?"
         )
         self._add_dead = session.prepare(
-            "UPDATE {ks}.execution_progress SET dead_lettered = dead_lettered + ? "
-            "WHERE execution_id = ? AND block = ?"
+            "UPDATE {ks}.execution_progress_by_chunk SET dead_lettered = dead_lettered + ? "
+            "WHERE execution_id = ? AND chunk = ? AND block = ?"
         )
-        for statement in (self._add_applied, self._add_dead):
+        for statement in (self._add_applied, self._add_dead, self._add_chunk):
             statement.is_idempotent = True
 
     def find_by_content(self, content_sha256: str, import_name: str) -> Execution | None:
@@ -162,24 +191,53 @@ class ExecutionStore:
         )
         return execution
 
-    def save(self, execution: Execution) -> None:
-        """Persist status and uploader counters."""
+    def start(self, execution: Execution) -> None:
+        """Mark the execution RUNNING whatever it was (a re-run of FAILED or CANCELED)."""
+        execution.status = Status.RUNNING
+        execution.error = None
+        execution.finished_at = None
+        self._session.execute(self._update, self._values(execution))
+
+    def save(self, execution: Execution) -> bool:
+        """Persist status and uploader counters, unless the execution was CANCELED meanwhile.
+
+        Returns False when it was: then only the counters are saved, and ``execution`` takes
+        the stored status and error, so the caller stops and reports CANCELED.
+        """
+        result = self._session.execute(self._update_unless_canceled, self._values(execution))
+        if result.was_applied:
+            return True
+        self._session.execute(
+            self._update_counters,
+            (
+                execution.lines_read,
+                execution.commands_produced,
+                execution.lines_rejected,
+                execution.updated_at,
+                execution.execution_id,
+            ),
+        )
+        stored = self._session.execute(self._get, (execution.execution_id,)).one()
+        execution.status = Status.CANCELED
+        if stored is not None:
+            execution.error = stored.error
+            execution.finished_at = aware(stored.finished_at)
+        return False
+
+    def _values(self, execution: Execution) -> tuple[Any, ...]:
         now = datetime.now(tz=UTC)
         execution.updated_at = now
         if execution.status in FINAL and execution.finished_at is None:
             execution.finished_at = now
-        self._session.execute(
-            self._update,
-            (
-                execution.status.value,
-                execution.lines_read,
-                execution.commands_produced,
-                execution.lines_rejected,
-                execution.error,
-                now,
-                execution.finished_at,
-                execution.execution_id,
-            ),
+        return (
+            execution.status.value,
+            execution.lines_read,
+            execution.commands_produced,
+            execution.lines_rejected,
+            execution.error,
+            now,
+            execution.finished_at,
+            execution.execution_id,
         )
 
     def cancel(self, execution_id: str, reason: str) -> bool:
@@ -197,15 +255,44 @@ class ExecutionStore:
             return None
         execution = _execution(row)
         applied = dead = 0
-        for progress in self._session.execute(self._progress, (execution_id,)):
-            done = progress.applied or set()
-            applied += len(done)
-            # A command dead-lettered once (e.g. unknown segment) and applied after a later
-            # re-upload counts as applied only.
-            dead += len(set(progress.dead_lettered or ()) - set(done))
+        legacy = self._session.execute(self._legacy_any, (execution_id,)).one() is not None
+        for chunk_row in self._session.execute(self._chunks, (execution_id,)):
+            chunk = chunk_row.chunk
+            blocks: dict[int, tuple[set[int], set[int]]] = {}
+            reads = [self._session.execute(self._progress, (execution_id, chunk))]
+            if legacy:
+                first = chunk * PROGRESS_BLOCKS_PER_CHUNK
+                reads.append(
+                    self._session.execute(
+                        self._legacy, (execution_id, first, first + PROGRESS_BLOCKS_PER_CHUNK)
+                    )
+                )
+            for rows in reads:
+                for progress in rows:
+                    done, lettered = blocks.setdefault(progress.block, (set(), set()))
+                    done.update(progress.applied or ())
+                    lettered.update(progress.dead_lettered or ())
+            for done, lettered in blocks.values():
+                applied += len(done)
+                # A command dead-lettered once (e.g. unknown segment) and applied after a
+                # later re-upload counts as applied only.
+                dead += len(lettered - done)
+        if legacy:
+            applied, dead = self._add_legacy_only(execution_id, applied, dead)
         execution.commands_applied = applied
         execution.commands_dead_lettered = dead
         return execution
+
+    def _add_legacy_only(self, execution_id: str, applied: int, dead: int) -> tuple[int, int]:
+        """Add the pre-V005 blocks of chunks that have no row in the chunked table."""
+        chunks = {row.chunk for row in self._session.execute(self._chunks, (execution_id,))}
+        for progress in self._session.execute(self._legacy, (execution_id, 0, 1 << 62)):
+            if progress.block // PROGRESS_BLOCKS_PER_CHUNK in chunks:
+                continue  # merged above
+            done = progress.applied or set()
+            applied += len(done)
+            dead += len(set(progress.dead_lettered or ()) - set(done))
+        return applied, dead
 
     def recent(self, limit: int = 50) -> list[Execution]:
         """Recent executions, newest first (without progress sums: use ``get`` for those)."""
@@ -228,12 +315,17 @@ class ExecutionStore:
         writes (same retries, same all-or-nothing rule before offsets are stored).
         """
         statements: list[tuple[Any, tuple[Any, ...]]] = []
+        chunks: set[tuple[str, int]] = set()
         for prepared, pairs in ((self._add_applied, applied), (self._add_dead, dead_lettered)):
             grouped: dict[tuple[str, int], set[int]] = defaultdict(set)
             for execution_id, sequence in pairs:
                 grouped[(execution_id, sequence // PROGRESS_BLOCK)].add(sequence)
             for (execution_id, block), sequences in grouped.items():
-                statements.append((prepared, (sequences, execution_id, block)))
+                chunk = block // PROGRESS_BLOCKS_PER_CHUNK
+                chunks.add((execution_id, chunk))
+                statements.append((prepared, (sequences, execution_id, chunk, block)))
+        # The chunk index rows: one per (execution, chunk) a batch touches, idempotent.
+        statements.extend((self._add_chunk, key) for key in sorted(chunks))
         return statements
 
 

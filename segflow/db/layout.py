@@ -9,9 +9,16 @@ live here, once.
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, date, datetime
+from datetime import date
+from functools import lru_cache
 
-EVENT_SHARDS = 16
+from segflow.contract.ids import US_PER_DAY, version_day
+
+# Shards of a (segment, day) of membership_events: enough that 100M commands on one segment in
+# one day (one replace shares a single version, so time buckets cannot spread it) stay below
+# 100k rows per partition: 100M / 1024 = 97.7k (schemas/README.md, "Partition sizes"). Rows
+# written before V005 used 16 shards; readers read all 1024, which include those 16.
+EVENT_SHARDS = 1024
 # Cassandra refuses TTLs above 20 years; a longer expiry is stored (expires_at) without a TTL
 # and readers still hide the row once expires_at has passed.
 MAX_TTL_S = 20 * 365 * 24 * 3600
@@ -32,6 +39,21 @@ def event_shard(user_key: str) -> int:
     return user_hash(user_key) % EVENT_SHARDS
 
 
+# CQL ``date`` on the wire: unsigned days with the epoch at 2^31 (the driver binds an int as is).
+CQL_DATE_EPOCH = 1 << 31
+
+
+def cql_event_day(version_us: int) -> int:
+    """``event_day`` as the integer CQL carries: the writer binds it without building a date."""
+    return version_us // US_PER_DAY + CQL_DATE_EPOCH
+
+
 def event_day(version_us: int) -> date:
-    """UTC day of a version, the time bucket of membership_events."""
-    return datetime.fromtimestamp(version_us / 1_000_000, tz=UTC).date()
+    """UTC day of a version, the time bucket of membership_events (exact up to year 9999)."""
+    return _day(version_us // US_PER_DAY)
+
+
+@lru_cache(maxsize=1024)
+def _day(day_number: int) -> date:
+    """The date of a day number: the versions of a batch share a few days, so it is cached."""
+    return version_day(day_number * US_PER_DAY)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cassandra import ConsistencyLevel
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -123,10 +125,38 @@ class SegmentRegistry:
         if created and technical_name:
             self._session.execute(self._create_name, (technical_name, segment_id))
             self._by_name.pop(technical_name, None)
-        segment = self.get(segment_id, fresh=True)
-        if segment is None:  # pragma: no cover - the LWT just wrote or found it
-            raise RuntimeError(f"segment {segment_id} vanished right after creation")
+        # The LWT's own answer is the truth: a read-back at the default LOCAL_ONE may reach a
+        # replica the Paxos commit has not reached yet and find nothing ("vanished"), which
+        # used to raise a RuntimeError that no caller treats as transient.
+        if created:
+            segment = Segment(
+                segment_id=segment_id,
+                technical_name=technical_name,
+                name=name,
+                description=description,
+                segment_type=segment_type,
+                broadcast_medium_id=broadcast_medium_id,
+                bucket_count=bucket_count or self._default_buckets,
+                feed_cleared_at=None,
+            )
+        else:
+            existing = result.one()
+            segment = (
+                _segment(existing)
+                if existing is not None and getattr(existing, "segment_id", None)
+                else self._serial_get(segment_id)
+            )
+        self._by_id[segment_id] = (time.monotonic(), segment)
         return segment, created
+
+    def _serial_get(self, segment_id: str) -> Segment:
+        """Read at SERIAL: sees every committed LWT, whichever replica answers."""
+        bound = self._select.bind((segment_id,))
+        bound.consistency_level = ConsistencyLevel.SERIAL
+        row = self._session.execute(bound).one()
+        if row is None:
+            raise LookupError(f"segment {segment_id} was deleted while being created")
+        return _segment(row)
 
     def all(self) -> list[Segment]:
         """All registered segments, paged (registry sizes are small: thousands, not millions)."""

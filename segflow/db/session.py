@@ -10,6 +10,7 @@ import ssl
 from datetime import UTC, datetime
 from typing import Any, overload
 
+from cassandra import ConsistencyLevel
 from cassandra.auth import PlainTextAuthProvider
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, Session
 from cassandra.policies import (
@@ -22,17 +23,44 @@ from cassandra.query import SimpleStatement
 from segflow.errors import SegflowError
 from segflow.settings import CassandraSettings
 
+# Execution profile of reads that want their own consistency (``cassandra.read_consistency``):
+# pass ``execution_profile=READ_PROFILE`` to ``execute``.
+READ_PROFILE = "read"
+
+
+def execution_profiles(settings: CassandraSettings) -> dict[Any, ExecutionProfile]:
+    """The default profile (writes and LWTs) and the ``read`` profile, from the settings.
+
+    Token-aware routing in both, so a grouped batch goes to a replica of its rows. Nothing
+    set a consistency before, so every statement ran at the driver's LOCAL_ONE.
+    """
+
+    def policy() -> TokenAwarePolicy:
+        return TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.local_dc))
+
+    serial = ConsistencyLevel.name_to_value[settings.serial_consistency]
+    return {
+        EXEC_PROFILE_DEFAULT: ExecutionProfile(
+            load_balancing_policy=policy(),
+            request_timeout=settings.request_timeout_s,
+            consistency_level=ConsistencyLevel.name_to_value[settings.write_consistency],
+            serial_consistency_level=serial,
+        ),
+        READ_PROFILE: ExecutionProfile(
+            load_balancing_policy=policy(),
+            request_timeout=settings.request_timeout_s,
+            consistency_level=ConsistencyLevel.name_to_value[settings.read_consistency],
+            serial_consistency_level=serial,
+        ),
+    }
+
 
 def build_cluster(settings: CassandraSettings, **overrides: Any) -> Cluster:
     """A Cluster configured from ``settings``; ``overrides`` go to the Cluster constructor."""
-    profile = ExecutionProfile(
-        load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=settings.local_dc)),
-        request_timeout=settings.request_timeout_s,
-    )
     kwargs: dict[str, Any] = {
         "contact_points": settings.contact_points,
         "port": settings.port,
-        "execution_profiles": {EXEC_PROFILE_DEFAULT: profile},
+        "execution_profiles": execution_profiles(settings),
         "connect_timeout": settings.connect_timeout_s,
         "reconnection_policy": ExponentialReconnectionPolicy(0.5, 30.0),
         "protocol_version": 5,

@@ -85,6 +85,7 @@ def test_poison_records_are_dead_lettered_and_never_block(
         assert headers["dlq.execution_id"].decode() == eid
         assert headers["dlq.error"]
     assert b"user_key" in dict(by_reason["invalid"].headers())["dlq.error"]
+    assert b"not-a-user-key" not in dict(by_reason["invalid"].headers())["dlq.error"]
 
 
 def test_replay_from_the_beginning_changes_nothing(

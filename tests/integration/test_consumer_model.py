@@ -3,7 +3,8 @@
 Hypothesis generates commands over a few users and segments (every operation, expiries,
 replaces, duplicates, equal-version removals), produces them to random partitions (delivery
 order scrambled), lets the real consumer apply them, and compares ``members`` and ``user``
-read back from Cassandra with the pure reference model.
+read back from Cassandra with the pure reference model — once per write-grouping mode
+(REPLICA_SET, PARTITION_KEY, DISABLED).
 """
 
 from __future__ import annotations
@@ -52,8 +53,11 @@ class Env:
         self.reader = MembershipReader(session)
 
 
-@pytest.fixture(scope="module")
-def env(endpoints: Endpoints, cassandra_settings: CassandraSettings) -> Iterator[Env]:
+@pytest.fixture(scope="module", params=["REPLICA_SET", "PARTITION_KEY", "DISABLED"])
+def env(
+    request: pytest.FixtureRequest, endpoints: Endpoints, cassandra_settings: CassandraSettings
+) -> Iterator[Env]:
+    """One consumer per write-grouping mode; every mode must match the model."""
     suffix = uuid.uuid4().hex[:8]
     kafka = KafkaSettings(
         bootstrap_servers=endpoints.bootstrap_servers,
@@ -64,7 +68,8 @@ def env(endpoints: Endpoints, cassandra_settings: CassandraSettings) -> Iterator
     ensure_topics(kafka)
     cluster, session = connect(cassandra_settings, cassandra_settings.keyspace)
     try:
-        with running_consumer(consume_settings(kafka, cassandra_settings)):
+        settings = consume_settings(kafka, cassandra_settings, write_grouping=request.param)
+        with running_consumer(settings):
             yield Env(kafka, session)
     finally:
         cluster.shutdown()
@@ -167,7 +172,7 @@ def build_commands(
 
 
 @settings(
-    max_examples=25,
+    max_examples=12,  # per grouping mode
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from segflow.contract.errors import ContractError
+from segflow.contract.ids import MAX_VERSION
 from segflow.contract.models import (
     InvalidCommandError,
     SegmentCommand,
@@ -175,3 +176,23 @@ def test_models_are_frozen() -> None:
     command = validate_record(_valid())
     with pytest.raises(ValidationError):
         command.version = 3
+
+
+def test_a_version_after_year_9999_is_invalid_and_named() -> None:
+    """Versions are times too (event day, updated_at): the contract stops at year 9999."""
+    validate_record({**_valid(), "version": MAX_VERSION})
+    for version in (MAX_VERSION + 1, (1 << 63) - 1):
+        with pytest.raises(InvalidCommandError, match=r"^version: .*less than or equal"):
+            validate_record({**_valid(), "version": version})
+
+
+@pytest.mark.parametrize(
+    "user_key",
+    ["jane.doe@example.com", "Email:jane.doe@example.com", "email:Jane.Doe@example.com",
+     "jane.doe@example.com:x", "user_id: jane.doe@example.com"],
+)  # fmt: skip
+def test_invalid_user_keys_are_not_quoted_in_the_reason(user_key: str) -> None:
+    """The reason becomes the dead-letter ``dlq.error`` header: no user key in it (issue 13)."""
+    with pytest.raises(InvalidCommandError) as caught:
+        validate_record({**_valid(), "user_key": user_key})
+    assert "jane" not in str(caught.value).lower(), str(caught.value)

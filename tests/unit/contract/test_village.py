@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from segflow.contract.codec import decode, encode
+from segflow.contract.ids import MAX_TIMESTAMP_S as MAX_S
+from segflow.contract.ids import MAX_VERSION
 from segflow.contract.models import validate_record
 from tests.unit.contract.helpers import (
     CREATED_AT_US,
@@ -141,3 +143,19 @@ def test_pretty_printed_call_is_one_command() -> None:
     assert [pos for pos, _ in items] == [1, 7]
     assert errors(items) == []
     assert len(commands(items)) == 2
+
+
+def test_a_version_beyond_year_9999_is_rejected_with_its_line() -> None:
+    """Line 1 000 000 at the last second of year 9999 would be a version no time exists for:
+    the reader rejects it (file, line, field), while line 999 999 is the maximum version."""
+    last = json.dumps(
+        {"user": "u", "segment_id": 1, "user_status": "add", "status_change_timestamp": MAX_S}
+    ).encode()
+    data = b"\n" * 999_998 + last + b"\n" + last + b"\n"
+    items = read_bytes(VILLAGE, data)[1]
+    (command,) = commands(items)
+    assert command["version"] == MAX_VERSION
+    validate_record(command)
+    (error,) = errors(items)
+    assert (error.line, error.field) == (1_000_000, "status_change_timestamp"), error
+    assert "year 9999" in error.reason

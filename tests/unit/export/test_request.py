@@ -140,3 +140,34 @@ def test_spec_round_trips_through_the_job_row(
     }
     spec = check(body)
     assert ExportSpec.from_json(spec.to_json()) == spec
+
+
+@given(
+    start=st.datetimes(min_value=datetime(9999, 1, 1), max_value=datetime(9999, 12, 31, 23)),
+    offset_h=st.integers(-23, 23),
+    end_days=st.none() | st.integers(-400, 400),
+)
+def test_dates_near_the_calendar_edges_are_a_400_never_a_crash(
+    start: datetime, offset_h: int, end_days: int | None
+) -> None:
+    from datetime import timezone
+
+    zone = timezone(timedelta(hours=offset_h))
+    body: dict[str, object] = {"attributes": ["email"], "start_at": start.replace(tzinfo=zone)}
+    if end_days is not None:
+        try:
+            body["end_at"] = start.replace(tzinfo=zone) + timedelta(days=end_days)
+        except OverflowError:
+            body["end_at"] = "9999-12-31T23:59:59-23:00"
+    try:
+        spec = check({k: v.isoformat() if isinstance(v, datetime) else v for k, v in body.items()})
+    except ExportRequestError as exc:
+        field = exc.field
+    else:
+        field = None
+    if field is not None:
+        assert field in ("start_at", "end_at")
+        return
+    assert spec.start_at is not None
+    assert spec.end_at is not None
+    assert spec.start_at < spec.end_at
