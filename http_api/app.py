@@ -49,9 +49,9 @@ def ingest_routes(ctx: IngestContext, settings: ServeSettings) -> list[BaseRoute
     """Every ingestion route, each behind the guard."""
     options = settings.serve
     wrap = ctx.guard.wrap
-    media = MediarithmicsRoutes(ctx, options.max_body_bytes, options.max_command_body_bytes)
+    media = MediarithmicsRoutes(ctx, options.max_stream_body_bytes, options.max_command_body_bytes)
     village = VillageRoutes(ctx, options.max_command_body_bytes)
-    segmenter = SegmenterRoutes(ctx, options.max_body_bytes)
+    segmenter = SegmenterRoutes(ctx, options.max_stream_body_bytes)
     small, big = media.small, media.route
     return [
         Route(DOCUMENT_IMPORTS, wrap(small, media.create_import), methods=["POST"]),

@@ -454,11 +454,11 @@ class ServeOptions(BaseModel):
         '[{"key": "...", "permissions": ["ingest"], "datamarts": ["1"], "networks": ["7"]}]); '
         "plain api_keys / api_key_dir files are export-only.",
     )
-    max_body_bytes: int = Field(
+    max_stream_body_bytes: int = Field(
         default=8 << 30,
         ge=1024,
-        description="Largest request body (document import executions, Segmenter PUTs); "
-        "counted while streaming, more -> 413.",
+        description="Largest streamed ingestion body (document import executions, Segmenter "
+        "PUTs); counted while streaming, more -> 413.",
     )
     max_command_body_bytes: int = Field(
         default=1 << 20,

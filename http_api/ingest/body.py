@@ -24,7 +24,7 @@ READ_SIZE = 1 << 16
 
 
 class BodyTooLargeError(OSError):
-    """The body grew past ``serve.max_body_bytes`` (the answer is 413)."""
+    """The body grew past ``serve.max_stream_body_bytes`` (the answer is 413)."""
 
 
 class BodyIncompleteError(OSError):
@@ -76,7 +76,9 @@ class StreamedBody(io.RawIOBase):
         self.received += len(chunk)
         if self.received > self._max:
             self.too_large = True
-            raise BodyTooLargeError(f"the request body exceeds {self._max} bytes (max_body_bytes)")
+            raise BodyTooLargeError(
+                f"the request body exceeds {self._max} bytes (max_stream_body_bytes)"
+            )
         return chunk
 
     async def _receive(self) -> bytes:

@@ -38,7 +38,7 @@ def _errors(schema: str, *codes: int) -> dict[str, Any]:
         404: "unknown import or execution",
         409: "the execution already ended",
         410: "unknown or expired export",
-        413: "body larger than serve.max_body_bytes (counted while streaming)",
+        413: "body larger than serve.max_stream_body_bytes (counted while streaming)",
         415: "Content-Type does not match the import's mime type",
         422: "unknown segment (create it first)",
         429: "too many requests of this key in flight (see Retry-After)",

@@ -33,6 +33,7 @@ from producer_tools.kafka_sink import CommandSink, producer_config
 from producer_tools.readers.base import Reader, ReaderLimits
 from producer_tools.upload import (
     ErrorBudget,
+    ExecutionCanceledError,
     InputBrokenError,
     MaxErrorsExceededError,
     RejectsFile,
@@ -159,8 +160,7 @@ class IngestPipeline:
         store = None
         if cancel is not None:
             store = self.store
-            execution.status = Status.RUNNING
-            store.save(execution)
+            store.start(execution)
         rejects = FirstRejects(self.rejects_path(execution.execution_id))
         sink = self.producer.sink()
         status, error = Status.SUCCEEDED, None
@@ -186,6 +186,8 @@ class IngestPipeline:
             status, error = Status.FAILED, str(exc)
         except KeyboardInterrupt:  # raised by run_upload once ``cancel`` was requested
             status, error = Status.CANCELED, "canceled by a cancel request"
+        except ExecutionCanceledError as exc:  # canceled elsewhere (CLI, another replica)
+            status, error = Status.CANCELED, str(exc)
         except Exception as exc:  # e.g. the registry unreachable: never leave it RUNNING
             sink.wait_acknowledged(self.options.delivery_timeout_s, polled_elsewhere=True)
             with contextlib.suppress(Exception):

@@ -10,7 +10,7 @@ Success, once every record is acknowledged by Kafka, is exactly seed 003's body
 ``{"data": {"isUpdated": true}, "errorMessage": ""}``; a failure is
 ``{"success": false, "message": <reason phrase>, "error": <what was wrong>}``: 400 for a
 document or person error (named by its field, e.g. ``persons[3].externalId``; the replace
-stops there), 413 past ``serve.max_body_bytes``, 503 when Kafka did not acknowledge.
+stops there), 413 past ``serve.max_stream_body_bytes``, 503 when Kafka did not acknowledge.
 
 The body's ``id`` must be the path's segment id and come before ``persons`` (the body is
 read once, as it arrives).

@@ -503,7 +503,7 @@ def _answer(conn: socket.socket) -> bytes:
 def test_no_key_is_401_and_a_declared_oversize_body_413_before_any_body_byte(
     app_factory: Callable[..., Ingest],
 ) -> None:
-    ingest = app_factory(max_body_bytes=64 << 10)
+    ingest = app_factory(max_stream_body_bytes=64 << 10)
     host, port = ingest.url.removeprefix("http://").split(":")
     for key_header, expected in ((b"", b"401"), (f"x-api-key: {KEY}\r\n".encode(), b"413")):
         with socket.create_connection((host, int(port))) as conn:
@@ -518,7 +518,7 @@ def test_no_key_is_401_and_a_declared_oversize_body_413_before_any_body_byte(
 def test_a_streamed_body_over_the_cap_is_413_and_replaces_nothing(
     app_factory: Callable[..., Ingest], unique_name: Callable[[str], str], tmp_path: Path
 ) -> None:
-    ingest = app_factory(max_body_bytes=256 << 10)
+    ingest = app_factory(max_stream_body_bytes=256 << 10)
     segment = unique_name("big")
     persons = ",".join(json.dumps({"externalId": f"p-{i}"}) for i in range(50_000))
     big = tmp_path / "big.json"
