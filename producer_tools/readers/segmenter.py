@@ -30,6 +30,7 @@ validation is reported and left out: it will not be a member after the replace.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -193,6 +194,34 @@ def _skip_depth(events: Iterator[Event], depth: int) -> None:
     raise _FatalError(None, "document ends inside a value")
 
 
+def _top_level(events: Iterator[Event]) -> Iterator[tuple[Any, str, Any]]:
+    """(key, first event, value) of each top-level field of the document ``events`` hold.
+
+    The caller consumes the rest of each value (its persons, or ``_skip``) from ``events``
+    before asking for the next field; a document that is not an object, or ends early, raises.
+    """
+    kind, _ = next(events, ("eof", None))
+    if kind == "eof":
+        raise _FatalError(None, "empty document")
+    if kind != "start_map":
+        raise _FatalError(None, "the document must be a JSON object")
+    for kind, key in events:
+        if kind == "end_map":
+            return
+        event, value = next(events, ("eof", None))
+        if event == "eof":
+            raise _FatalError(None, "document ends after a key")
+        yield key, event, value
+    raise _FatalError(None, "document ends before its closing brace")
+
+
+def _definition_field(definition: dict[str, Any], key: str, event: str, value: Any) -> None:
+    """Keep one top-level definition field (a scalar) under its record name."""
+    if event not in _SCALARS:
+        raise _FatalError(key, f"must be a string, got {event.removeprefix('start_')}")
+    definition[DEFINITION_FIELDS[key]] = value
+
+
 class SegmenterReader(Reader):
     """One Segmenter JSON document -> one replace (BEGIN, MEMBER..., END)."""
 
@@ -229,11 +258,7 @@ class SegmenterReader(Reader):
                 ),
             )
             return
-        if start is not None and not isinstance(source, str | Path):
-            source.seek(start)
-        self._unknown.clear()
-        with open_input(source, self.limits.max_decompressed_bytes) as opened:
-            self._opened = opened
+        with self._reopened(source, start) as opened:
             try:
                 definition = self._prescan(opened)
             except _FatalError as exc:
@@ -242,12 +267,18 @@ class SegmenterReader(Reader):
             except PARSE_ERRORS as exc:
                 yield 0, self.error(0, None, _parse_reason(exc), fatal=True)
                 return
+        with self._reopened(source, start) as opened:
+            yield from self._document(opened, definition)
+
+    @contextmanager
+    def _reopened(self, source: InputSource, start: int | None) -> Iterator[OpenedInput]:
+        """The input again from its start (a path, or a stream rewound), warnings forgotten."""
         if start is not None and not isinstance(source, str | Path):
             source.seek(start)
         self._unknown.clear()
         with open_input(source, self.limits.max_decompressed_bytes) as opened:
             self._opened = opened
-            yield from self._document(opened, definition)
+            yield opened
 
     def _read_opened(self, opened: OpenedInput, source: InputSource) -> Iterator[ReadItem]:
         yield from self._document(opened, None)
@@ -259,19 +290,9 @@ class SegmenterReader(Reader):
         """First pass: the top-level definition fields, persons skipped (constant memory)."""
         events = self._events(opened)
         definition: dict[str, Any] = {}
-        kind, _ = next(events, ("eof", None))
-        if kind != "start_map":
-            raise _FatalError(None, "the document must be a JSON object")
-        for kind, key in events:
-            if kind == "end_map":
-                break
-            event, value = next(events, ("eof", None))
-            if event == "eof":
-                raise _FatalError(None, "document ends after a key")
+        for key, event, value in _top_level(events):
             if key in DEFINITION_FIELDS:
-                if event not in _SCALARS:
-                    raise _FatalError(key, f"must be a string, got {event.removeprefix('start_')}")
-                definition[DEFINITION_FIELDS[key]] = value
+                _definition_field(definition, key, event, value)
             else:
                 _skip(events, event)
         return definition
@@ -285,17 +306,7 @@ class SegmenterReader(Reader):
         persons_seen = False
         begin_sent = False
         try:
-            kind, _ = next(events, ("eof", None))
-            if kind == "eof":
-                raise _FatalError(None, "empty document")
-            if kind != "start_map":
-                raise _FatalError(None, "the document must be a JSON object")
-            for kind, key in events:
-                if kind == "end_map":
-                    break
-                event, value = next(events, ("eof", None))
-                if event == "eof":
-                    raise _FatalError(None, "document ends after a key")
+            for key, event, value in _top_level(events):
                 if key == "persons":
                     if persons_seen:
                         raise _FatalError("persons", "appears more than once")
@@ -316,18 +327,12 @@ class SegmenterReader(Reader):
                         yield item
                     position = self.persons_read
                 elif key in DEFINITION_FIELDS:
-                    if event not in _SCALARS:
-                        raise _FatalError(
-                            key, f"must be a string, got {event.removeprefix('start_')}"
-                        )
-                    definition[DEFINITION_FIELDS[key]] = value
+                    _definition_field(definition, key, event, value)
                 else:
                     problem = self.unknown_fields([key], 0, None)
                     if problem is not None:
                         raise _FatalError(problem.field, problem.reason)
                     _skip(events, event)
-            else:
-                raise _FatalError(None, "document ends before its closing brace")
             for _ in events:  # trailing content after the document is an error (ijson raises)
                 raise _FatalError(None, "content after the document")
             segment = self._definition(definition)
