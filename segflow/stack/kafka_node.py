@@ -140,9 +140,21 @@ def prepare(settings: StackSettings) -> list[str]:
     return [*jvm, MAIN_CLASS, str(props_file)]
 
 
+def _new_cluster_id() -> str:
+    """A random base64url UUID that does not start with ``-``.
+
+    The storage tool's argument parser reads ``-t -abc…`` as an unknown option, so about one
+    start in 64 failed; Kafka's own ``Uuid.randomUuid`` draws again in that case too.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _format_storage(java: str, classpath: str, props_file: Path, log: Path) -> None:
     """Format the KRaft storage once with a new random cluster id (22-char base64url UUID)."""
-    cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+    cluster_id = _new_cluster_id()
     cmd = [
         java,
         "-Xmx256m",
