@@ -41,6 +41,7 @@ from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType
 from confluent_kafka import Producer
 
+from bench.child_stats import proc_cpu_s
 from consumer.grouping import StatementGrouper
 from consumer.planner import CommandPlanner
 from consumer.statements import prepare_all
@@ -199,10 +200,7 @@ def listening_pid(port: int) -> int | None:
 
 def cpu_of(pid: int | None) -> float:
     """CPU seconds used so far by ``pid`` (nan when unknown)."""
-    if pid is None:
-        return float("nan")
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return float("nan") if pid is None else proc_cpu_s(pid)
 
 
 def self_cpu() -> float:
