@@ -20,17 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segflow.contract.records import CommandRecord
-from segflow.db.executions import ExecutionStore
-from segflow.db.membership import MembershipReader
-from segflow.db.registry import SegmentRegistry
-from segflow.db.session import connect
-from segflow.kafka_admin import delete_topics, ensure_topics
-from segflow.settings import CassandraSettings, KafkaSettings
+from segflow.settings import CassandraSettings
 from tests.support.consumer_harness import (
+    ConsumerWorld,
     command,
-    consume_settings,
+    consumer_world,
     produce,
-    running_consumer,
     wait_landed,
 )
 from tests.support.endpoints import Endpoints
@@ -42,15 +37,8 @@ USERS = ["email:ann@example.com", "user_id:u-2", "account:7:acc-3", "email_hash:
 DAY_MS = 86_400_000
 
 
-class Env:
+class Env(ConsumerWorld):
     """Topic + consumer + session shared by every example of the module."""
-
-    def __init__(self, kafka: KafkaSettings, session: Any) -> None:
-        self.kafka = kafka
-        self.session = session
-        self.store = ExecutionStore(session)
-        self.registry = SegmentRegistry(session, 4, 0)
-        self.reader = MembershipReader(session)
 
 
 @pytest.fixture(scope="module", params=["REPLICA_SET", "PARTITION_KEY", "DISABLED"])
@@ -58,22 +46,10 @@ def env(
     request: pytest.FixtureRequest, endpoints: Endpoints, cassandra_settings: CassandraSettings
 ) -> Iterator[Env]:
     """One consumer per write-grouping mode; every mode must match the model."""
-    suffix = uuid.uuid4().hex[:8]
-    kafka = KafkaSettings(
-        bootstrap_servers=endpoints.bootstrap_servers,
-        commands_topic=f"model-{suffix}",
-        dead_letter_topic=f"model-dlq-{suffix}",
-        topic_partitions=3,
-    )
-    ensure_topics(kafka)
-    cluster, session = connect(cassandra_settings, cassandra_settings.keyspace)
-    try:
-        settings = consume_settings(kafka, cassandra_settings, write_grouping=request.param)
-        with running_consumer(settings):
-            yield Env(kafka, session)
-    finally:
-        cluster.shutdown()
-        delete_topics(kafka, [kafka.commands_topic, kafka.dead_letter_topic])
+    with consumer_world(
+        endpoints, cassandra_settings, "model", 3, write_grouping=request.param
+    ) as (kafka, session):
+        yield Env(kafka, session)
 
 
 step = st.one_of(

@@ -22,18 +22,14 @@ import pytest
 from producer_tools.readers import ReadContext, make_reader
 from segflow.contract.errors import RecordError
 from segflow.contract.records import CommandRecord
-from segflow.db.executions import ExecutionStore
-from segflow.db.membership import Member, MembershipReader
-from segflow.db.registry import SegmentRegistry
-from segflow.db.session import connect
-from segflow.kafka_admin import delete_topics, ensure_topics
-from segflow.settings import CassandraSettings, KafkaSettings
+from segflow.db.membership import Member
+from segflow.settings import CassandraSettings
 from tests.support.cli_env import segflow_env
 from tests.support.consumer_harness import (
+    ConsumerWorld,
     command,
-    consume_settings,
+    consumer_world,
     produce,
-    running_consumer,
     wait_landed,
 )
 from tests.support.endpoints import Endpoints
@@ -44,15 +40,8 @@ US = 1_000_000
 DAY_MS = 86_400_000
 
 
-class Env:
+class Env(ConsumerWorld):
     """Topic + consumer + session shared by the module's tests."""
-
-    def __init__(self, kafka: KafkaSettings, session: Any) -> None:
-        self.kafka = kafka
-        self.session = session
-        self.store = ExecutionStore(session)
-        self.registry = SegmentRegistry(session, 4, 0)
-        self.reader = MembershipReader(session)
 
     def execution(self, created_at_us: int | None = None) -> str:
         tag = uuid.uuid4().hex[:8]
@@ -81,21 +70,8 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(endpoints: Endpoints, cassandra_settings: CassandraSettings) -> Iterator[Env]:
-    suffix = uuid.uuid4().hex[:8]
-    kafka = KafkaSettings(
-        bootstrap_servers=endpoints.bootstrap_servers,
-        commands_topic=f"seeds-{suffix}",
-        dead_letter_topic=f"seeds-dlq-{suffix}",
-        topic_partitions=1,
-    )
-    ensure_topics(kafka)
-    cluster, session = connect(cassandra_settings, cassandra_settings.keyspace)
-    try:
-        with running_consumer(consume_settings(kafka, cassandra_settings)):
-            yield Env(kafka, session)
-    finally:
-        cluster.shutdown()
-        delete_topics(kafka, [kafka.commands_topic, kafka.dead_letter_topic])
+    with consumer_world(endpoints, cassandra_settings, "seeds", 1) as (kafka, session):
+        yield Env(kafka, session)
 
 
 def _segment() -> str:

@@ -226,7 +226,9 @@ def topic_size(kafka: KafkaSettings, topic: str) -> int:
 
 
 @contextmanager
-def unique_topics(endpoints: Endpoints, prefix: str = "test") -> Iterator[KafkaSettings]:
+def unique_topics(
+    endpoints: Endpoints, prefix: str = "test", partitions: int = 3
+) -> Iterator[KafkaSettings]:
     """Kafka settings whose commands and dead-letter topics are new, deleted afterwards."""
     from segflow.kafka_admin import delete_topics, ensure_topics
 
@@ -235,10 +237,45 @@ def unique_topics(endpoints: Endpoints, prefix: str = "test") -> Iterator[KafkaS
         bootstrap_servers=endpoints.bootstrap_servers,
         commands_topic=f"{prefix}-commands-{suffix}",
         dead_letter_topic=f"{prefix}-dlq-{suffix}",
-        topic_partitions=3,
+        topic_partitions=partitions,
     )
     ensure_topics(settings)
     try:
         yield settings
     finally:
         delete_topics(settings, [settings.commands_topic, settings.dead_letter_topic])
+
+
+class ConsumerWorld:
+    """A module's topics, its session and one running consumer, with the stores tests read."""
+
+    def __init__(self, kafka: KafkaSettings, session: Any) -> None:
+        from segflow.db.membership import MembershipReader
+        from segflow.db.registry import SegmentRegistry
+
+        self.kafka = kafka
+        self.session = session
+        self.store = ExecutionStore(session)
+        self.registry = SegmentRegistry(session, 4, 0)
+        self.reader = MembershipReader(session)
+
+
+@contextmanager
+def consumer_world(
+    endpoints: Endpoints,
+    cassandra: CassandraSettings,
+    prefix: str,
+    partitions: int,
+    **consume: Any,
+) -> Iterator[tuple[KafkaSettings, Any]]:
+    """New topics and a running consumer on them (``consume``: consumer options), yielding
+    the topics' settings and a session; everything is released afterwards."""
+    from segflow.db.session import connect
+
+    with unique_topics(endpoints, prefix, partitions) as kafka:
+        cluster, session = connect(cassandra, cassandra.keyspace)
+        try:
+            with running_consumer(consume_settings(kafka, cassandra, **consume)):
+                yield kafka, session
+        finally:
+            cluster.shutdown()
