@@ -22,7 +22,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from segflow.contract.fastenc import UnsupportedSchemaError
+from segflow.contract.fastenc import SchemaCodeGen, UnsupportedSchemaError
 
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 # Zig-zag value of every one-byte varint (the common case: lengths, counts, indexes).
@@ -67,46 +67,11 @@ def _long_tail(buf: bytes, pos: int) -> tuple[int, int]:
     return (n >> 1) ^ -(n & 1), end
 
 
-class _Generator:
+class _Generator(SchemaCodeGen):
     """Emits the body of ``decode(buf, p)`` for one schema."""
 
     def __init__(self, schema: Any) -> None:
-        self.lines: list[str] = []
-        self.consts: dict[str, Any] = {}
-        self.names: dict[str, Any] = {}
-        self.counter = 0
-        self._collect(schema, "")
-
-    def _collect(self, node: Any, namespace: str) -> None:
-        if isinstance(node, list):
-            for branch in node:
-                self._collect(branch, namespace)
-        elif isinstance(node, dict):
-            kind = node.get("type")
-            if kind in ("record", "enum", "fixed", "error"):
-                name = node["name"]
-                ns = node.get("namespace", namespace)
-                full = name if "." in name else (f"{ns}.{name}" if ns else name)
-                self.names[full] = node
-                self.names.setdefault(name.rsplit(".", 1)[-1], node)
-                for fld in node.get("fields", []):
-                    self._collect(fld["type"], full.rsplit(".", 1)[0] if "." in full else "")
-            elif kind == "array":
-                self._collect(node["items"], namespace)
-            elif kind == "map":
-                self._collect(node["values"], namespace)
-
-    def var(self, prefix: str) -> str:
-        self.counter += 1
-        return f"{prefix}{self.counter}"
-
-    def const(self, value: Any) -> str:
-        name = f"K{len(self.consts)}"
-        self.consts[name] = value
-        return name
-
-    def emit(self, indent: int, text: str) -> None:
-        self.lines.append("    " * indent + text)
+        super().__init__(schema, "K")
 
     def resolve(self, node: Any) -> Any:
         if isinstance(node, str) and node not in _PRIMITIVES:

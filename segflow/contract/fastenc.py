@@ -77,26 +77,16 @@ _PACK_FLOAT = struct.Struct("<f").pack
 _PACK_DOUBLE = struct.Struct("<d").pack
 
 
-class _Generator:
-    """Emits the body of ``encode(rec)`` for one schema."""
+class SchemaCodeGen:
+    """What the generated encoder and decoder (``fastdec``) share: the schema's named types,
+    fresh variable names, constants handed to the generated function, and its source lines."""
 
-    def __init__(
-        self,
-        schema: Any,
-        tolerant: bool,
-        cached: frozenset[str],
-        likely_null: frozenset[str],
-        prefix: str,
-    ) -> None:
-        self.tolerant = tolerant
-        self.likely_null = likely_null
-        self.prefix = prefix
-        self.cached = cached
+    def __init__(self, schema: Any, const_prefix: str) -> None:
+        self.prefix = const_prefix
         self.lines: list[str] = []
         self.consts: dict[str, Any] = {}
         self.names: dict[str, Any] = {}
         self.counter = 0
-        self.stack: list[str] = []
         self._collect_names(schema, "")
 
     def _collect_names(self, node: Any, namespace: str) -> None:
@@ -134,6 +124,24 @@ class _Generator:
 
     def emit(self, indent: int, text: str) -> None:
         self.lines.append("    " * indent + text)
+
+
+class _Generator(SchemaCodeGen):
+    """Emits the body of ``encode(rec)`` for one schema."""
+
+    def __init__(
+        self,
+        schema: Any,
+        tolerant: bool,
+        cached: frozenset[str],
+        likely_null: frozenset[str],
+        prefix: str,
+    ) -> None:
+        super().__init__(schema, prefix)
+        self.tolerant = tolerant
+        self.likely_null = likely_null
+        self.cached = cached
+        self.stack: list[str] = []
 
     def resolve(self, node: Any) -> Any:
         if isinstance(node, str):
