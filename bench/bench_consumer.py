@@ -34,14 +34,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cassandra.concurrent import execute_concurrent
 from cassandra.query import BatchStatement, BatchType
 from confluent_kafka import Producer
 
-from bench.child_stats import proc_cpu_s
+from bench.child_stats import cpu_model, proc_cpu_s
 from consumer.grouping import StatementGrouper
 from consumer.planner import CommandPlanner
 from consumer.statements import prepare_all
@@ -493,7 +492,7 @@ def main() -> None:
         args.partitions,
     )
     print(
-        f"CPU: {_cpu_model()} x {os.cpu_count()}; Cassandra pid {env.cassandra_pid}; "
+        f"CPU: {cpu_model()} x {os.cpu_count()}; Cassandra pid {env.cassandra_pid}; "
         f"defaults: {options.write_grouping}, {options.group_max_rows} rows, "
         f"{options.group_max_bytes} B, {options.max_in_flight} in flight, "
         f"batch_size {options.batch_size}"
@@ -555,13 +554,6 @@ def sweep(env: Env, n: int) -> None:
     for label, point in points:
         results.append(consumer_run(env, f"(b) {label}", next(feed), 1, point))
     print_table(f"sweep, feed mix, {n:,} commands", results, a1, a2)
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ import platform
 import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from bench.child_stats import cpu_model
 from consumer.plan import Context, plan_command
 from segflow.contract.codec import default_codec
 from segflow.contract.models import validate_record
@@ -104,17 +104,6 @@ def records(count: int, seed: int = 11) -> list[CommandRecord]:
                 )
             )
     return out
-
-
-def cpu_model() -> str:
-    """The CPU model name (from /proc/cpuinfo on Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def best_us(runs: dict[str, Callable[[], None]], count: int, repeat: int) -> dict[str, float]:

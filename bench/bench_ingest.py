@@ -33,6 +33,8 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.child_stats import cpu_model
+
 KEY = "bench-key"
 GRANTS = [
     {
@@ -269,7 +271,7 @@ def main() -> None:
                 time.sleep(0.2)
         bodies = village_bodies(args.requests)
         load(port, "/networks/7/segments", bodies[:200], 8)  # warm-up: producer, prepared stmts
-        cpu = _cpu_model()
+        cpu = cpu_model()
         print(f"CPU: {cpu}; {os.cpu_count()} cores; {args.requests} requests per row")
         print(f"{'measurement':<44} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}")
         for connections in args.connections or [32, 64]:
@@ -301,16 +303,6 @@ def _rss_mb(pid: int) -> tuple[float, float]:
         name, _, value = line.partition(":")
         fields[name] = value.strip()
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

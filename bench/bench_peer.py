@@ -63,7 +63,7 @@ from confluent_kafka import (
 )
 
 from bench.bench_consumer import BUCKETS, SEGMENTS, feed_commands, fill_topic, run_consumer
-from bench.child_stats import proc_cpu_s
+from bench.child_stats import cpu_model, proc_cpu_s
 from segflow.contract.records import CommandRecord
 from segflow.db.executions import ExecutionStore
 from segflow.db.layout import MAX_TTL_S, bucket_of
@@ -719,16 +719,9 @@ def main() -> None:
         cluster.shutdown()
     print(
         f"\n{n:,} feed rows (adds with TTL, {SEGMENTS} segments x {BUCKETS} buckets), "
-        f"{args.partitions} partitions; {_cpu_model()}"
+        f"{args.partitions} partitions; {cpu_model()}"
     )
     print(format_table(results, results[1].name, results[0].name, results[2].name))
-
-
-def _cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 if __name__ == "__main__":
