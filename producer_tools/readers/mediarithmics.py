@@ -161,18 +161,12 @@ class MediarithmicsBuilder:
                     "operation", f"must be UPDATE or DELETE, got {str(operation_value)[:40]!r}"
                 )
 
-            compartment = get("compartment_id")
-            if compartment is not None:
-                compartment = as_identifier(compartment, "compartment_id", MAX_IDENTIFIER_CHARS)
-            account = get("user_account_id")
-            if account is not None:
-                account = as_identifier(account, "user_account_id", MAX_IDENTIFIER_CHARS)
-            email_hash = get("email_hash")
-            if email_hash is not None:
-                email_hash = as_identifier(email_hash, "email_hash", MAX_IDENTIFIER_CHARS)
-            user_agent = get("user_agent_id")
-            if user_agent is not None:
-                user_agent = as_identifier(user_agent, "user_agent_id", MAX_IDENTIFIER_CHARS)
+            compartment = as_identifier(
+                get("compartment_id"), "compartment_id", MAX_IDENTIFIER_CHARS
+            )
+            account = as_identifier(get("user_account_id"), "user_account_id", MAX_IDENTIFIER_CHARS)
+            email_hash = as_identifier(get("email_hash"), "email_hash", MAX_IDENTIFIER_CHARS)
+            user_agent = as_identifier(get("user_agent_id"), "user_agent_id", MAX_IDENTIFIER_CHARS)
             if account is not None:
                 if compartment is None:
                     raise FieldError("compartment_id", "user_account_id needs compartment_id")

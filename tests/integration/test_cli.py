@@ -58,6 +58,15 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def kafka_down_env(
+    kafka: KafkaSettings, cassandra: CassandraSettings, **extra: str
+) -> tuple[int, dict[str, str]]:
+    """A CLI environment whose bootstrap server is a closed local port (and that port)."""
+    port = closed_port()
+    down = kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{port}"})
+    return port, cli_env(down, cassandra, **extra)
+
+
 def assert_json_lines(lines: list[str]) -> list[dict[str, Any]]:
     """Every line is one JSON object (no raw ``%3|...`` librdkafka line in between)."""
     parsed = []
@@ -73,9 +82,9 @@ def assert_json_lines(lines: list[str]) -> list[dict[str, Any]]:
 def test_kafka_down_upload_and_topics_create_exit_3_naming_the_servers(
     kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings
 ) -> None:
-    port = closed_port()
-    down = kafka_settings.model_copy(update={"bootstrap_servers": f"127.0.0.1:{port}"})
-    env = cli_env(down, cassandra_settings, SEGFLOW_KAFKA__PROBE_TIMEOUT_S="3")
+    port, env = kafka_down_env(
+        kafka_settings, cassandra_settings, SEGFLOW_KAFKA__PROBE_TIMEOUT_S="3"
+    )
     prefix = f"segflow: error: Kafka unreachable at 127.0.0.1:{port}: "
     for args in (["upload", str(EXAMPLES / "village_overrides.ndjson")], ["topics", "create"]):
         result = segflow(args, env)
@@ -91,9 +100,7 @@ def test_kafka_down_upload_and_topics_create_exit_3_naming_the_servers(
 def test_kafka_down_consumer_logs_stay_json_and_rate_limited(
     kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings
 ) -> None:
-    port = closed_port()
-    down = kafka_settings.model_copy(update={"bootstrap_servers": f"127.0.0.1:{port}"})
-    env = cli_env(down, cassandra_settings, SEGFLOW_CONSUMER__HTTP_PORT="0")
+    port, env = kafka_down_env(kafka_settings, cassandra_settings, SEGFLOW_CONSUMER__HTTP_PORT="0")
     proc = subprocess.Popen(
         [*SEGFLOW, "consume"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )

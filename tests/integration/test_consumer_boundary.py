@@ -8,7 +8,6 @@ at the edges of their ranges are applied, the others dead-lettered, and consumin
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import date
 from typing import Any
 
@@ -28,6 +27,7 @@ from tests.support.consumer_harness import (
     produce,
     read_topic,
     running_consumer,
+    segment_and_execution,
     wait_landed,
 )
 
@@ -37,10 +37,8 @@ pytestmark = pytest.mark.integration
 def test_edge_records_are_applied_or_dead_lettered_and_consuming_goes_on(
     kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, cassandra_session: Any
 ) -> None:
-    segment = f"edge-{uuid.uuid4().hex[:8]}"
-    SegmentRegistry(cassandra_session, 4, 0).create(segment, bucket_count=4)
+    segment, eid = segment_and_execution(cassandra_session, "edge")
     store = ExecutionStore(cassandra_session)
-    eid = store.create("edge", "edge.ndjson", "producer", uuid.uuid4().hex, 1).execution_id
     version = int(time.time() * 1_000_000)
     last = command(eid, "FEED_ADD", MAX_VERSION, "user_id:last", [segment])
     beyond = command(eid, "FEED_ADD", MAX_VERSION + 1, "user_id:beyond", [segment])

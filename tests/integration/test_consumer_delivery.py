@@ -20,6 +20,7 @@ from tests.support.consumer_harness import (
     produce,
     read_topic,
     running_consumer,
+    segment_and_execution,
     wait_landed,
     wait_until,
 )
@@ -44,11 +45,8 @@ def snapshot(session: Any, segment_id: str, users: list[str]) -> tuple[Any, ...]
 def test_poison_records_are_dead_lettered_and_never_block(
     kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, cassandra_session: Any
 ) -> None:
-    segment = f"dlq-{uuid.uuid4().hex[:8]}"
-    SegmentRegistry(cassandra_session, 4, 0).create(segment, bucket_count=4)
+    segment, eid = segment_and_execution(cassandra_session, "dlq")
     store = ExecutionStore(cassandra_session)
-    execution = store.create("dlq", "dlq.ndjson", "producer", uuid.uuid4().hex, 1)
-    eid = execution.execution_id
     version = int(time.time() * 1_000_000)
     users = [f"user_id:u{i}" for i in range(997)]
     records: list[tuple[int, CommandRecord | bytes]] = [
@@ -91,10 +89,8 @@ def test_poison_records_are_dead_lettered_and_never_block(
 def test_replay_from_the_beginning_changes_nothing(
     kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, cassandra_session: Any
 ) -> None:
-    segment = f"replay-{uuid.uuid4().hex[:8]}"
-    SegmentRegistry(cassandra_session, 4, 0).create(segment, bucket_count=4)
+    segment, eid = segment_and_execution(cassandra_session, "replay")
     store = ExecutionStore(cassandra_session)
-    eid = store.create("replay", "r.ndjson", "producer", uuid.uuid4().hex, 1).execution_id
     version = int(time.time() * 1_000_000)
     users = [f"email:r{i}@example.com" for i in range(60)]
     records: list[tuple[int, CommandRecord | bytes]] = []
@@ -128,10 +124,8 @@ def test_replay_from_the_beginning_changes_nothing(
 def test_two_group_members_share_the_partitions(
     kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, cassandra_session: Any
 ) -> None:
-    segment = f"scale-{uuid.uuid4().hex[:8]}"
-    SegmentRegistry(cassandra_session, 4, 0).create(segment, bucket_count=4)
+    segment, eid = segment_and_execution(cassandra_session, "scale")
     store = ExecutionStore(cassandra_session)
-    eid = store.create("scale", "s.ndjson", "producer", uuid.uuid4().hex, 1).execution_id
     version = int(time.time() * 1_000_000)
     users = [f"user_id:s{i}" for i in range(600)]
     first = consume_settings(kafka_settings, cassandra_settings)
@@ -173,10 +167,8 @@ def test_metrics_health_and_readiness_endpoints(
 
     from consumer.runtime import health_server
 
-    segment = f"obs-{uuid.uuid4().hex[:8]}"
-    SegmentRegistry(cassandra_session, 4, 0).create(segment, bucket_count=4)
+    segment, eid = segment_and_execution(cassandra_session, "obs")
     store = ExecutionStore(cassandra_session)
-    eid = store.create("obs", "o.ndjson", "producer", uuid.uuid4().hex, 1).execution_id
     settings = consume_settings(kafka_settings, cassandra_settings)
     with running_consumer(settings) as consumer:
         server = health_server(consumer, "127.0.0.1", 0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,11 +17,13 @@ from segflow.db.membership import MembershipReader
 from segflow.db.registry import SegmentRegistry
 from segflow.settings import CassandraSettings, KafkaSettings
 from tests.integration.test_consumer_delivery import feed_add
+from tests.support.cli_env import segflow_env
 from tests.support.consumer_harness import (
     committed_lag,
     consume_settings,
     produce,
     running_consumer,
+    segment_and_execution,
     wait_landed,
     wait_until,
 )
@@ -61,32 +62,23 @@ def expected_members(
 
 
 def consumer_env(kafka: KafkaSettings, cassandra: CassandraSettings, group: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("SEGFLOW_")}
-    env.update(
-        {
-            "SEGFLOW_KAFKA__BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-            "SEGFLOW_KAFKA__COMMANDS_TOPIC": kafka.commands_topic,
-            "SEGFLOW_KAFKA__DEAD_LETTER_TOPIC": kafka.dead_letter_topic,
-            "SEGFLOW_CASSANDRA__CONTACT_POINTS": ",".join(cassandra.contact_points),
-            "SEGFLOW_CASSANDRA__PORT": str(cassandra.port),
-            "SEGFLOW_CASSANDRA__KEYSPACE": cassandra.keyspace,
-            "SEGFLOW_CONSUMER__GROUP_ID": group,
-            "SEGFLOW_CONSUMER__HTTP_PORT": "0",
-            "SEGFLOW_CONSUMER__BATCH_SIZE": "50",
-            "SEGFLOW_CONSUMER__DEFAULT_BUCKET_COUNT": "4",
-            "SEGFLOW_CONSUMER__SHUTDOWN_TIMEOUT_S": "10",
-        }
+    """A ``segflow consume`` subprocess's environment: small batches, few buckets, short stops."""
+    return segflow_env(
+        kafka,
+        cassandra,
+        SEGFLOW_CONSUMER__GROUP_ID=group,
+        SEGFLOW_CONSUMER__HTTP_PORT="0",
+        SEGFLOW_CONSUMER__BATCH_SIZE="50",
+        SEGFLOW_CONSUMER__DEFAULT_BUCKET_COUNT="4",
+        SEGFLOW_CONSUMER__SHUTDOWN_TIMEOUT_S="10",
     )
-    return env
 
 
 def test_sigkill_mid_stream_then_restart_converges(
     kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, cassandra_session: Any
 ) -> None:
-    segment = f"kill-{uuid.uuid4().hex[:8]}"
-    SegmentRegistry(cassandra_session, 4, 0).create(segment, bucket_count=4)
+    segment, eid = segment_and_execution(cassandra_session, "kill")
     store = ExecutionStore(cassandra_session)
-    eid = store.create("kill", "k.ndjson", "producer", uuid.uuid4().hex, 1).execution_id
     records = workload(eid, segment, 3000)
     invalid = sum(1 for _, r in records if not isinstance(r, bytes) and r["user_key"] == "bad key")
     produce(kafka_settings, records, eid)
@@ -140,10 +132,8 @@ def test_cassandra_frozen_pauses_partitions_and_recovers(
         f"this test freezes Cassandra and cannot with endpoints from {endpoints.origin}"
     )
     assert resume is not None
-    segment = f"frozen-{uuid.uuid4().hex[:8]}"
-    SegmentRegistry(cassandra_session, 4, 0).create(segment, bucket_count=4)
+    segment, eid = segment_and_execution(cassandra_session, "frozen")
     store = ExecutionStore(cassandra_session)
-    eid = store.create("frozen", "f.ndjson", "producer", uuid.uuid4().hex, 1).execution_id
     warmup = workload(eid, segment, 200)
     settings = consume_settings(
         kafka_settings,

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import pytest
@@ -29,6 +28,7 @@ from tests.support.consumer_harness import (
     consume_settings,
     read_topic,
     running_consumer,
+    segment_and_execution,
     wait_landed,
 )
 from tests.support.kafka_fatal import make_fatal
@@ -57,10 +57,8 @@ def _produce(kafka: KafkaSettings, items: list[tuple[bytes, bytes, list[Any]]]) 
 def test_a_too_large_dead_letter_keeps_key_and_headers_and_drops_the_value(
     kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, cassandra_session: Any
 ) -> None:
-    segment = f"big-{uuid.uuid4().hex[:8]}"
-    SegmentRegistry(cassandra_session, 4, 0).create(segment, bucket_count=4)
+    segment, eid = segment_and_execution(cassandra_session, "big")
     store = ExecutionStore(cassandra_session)
-    eid = store.create("big", "big.ndjson", "producer", uuid.uuid4().hex, 1).execution_id
     version = int(time.time() * 1_000_000)
     poison = b"\x00" * NEAR_LIMIT  # no single-object marker: undecodable
     poison_headers = [(SEQUENCE, b"0"), (EXECUTION_ID, eid.encode()), ("trace", b"t-1")]

@@ -29,6 +29,16 @@ def scratch(cassandra_settings: CassandraSettings) -> Iterator[tuple[Any, Cassan
     cluster.shutdown()
 
 
+@pytest.fixture
+def migrated_copy(scratch: tuple[Any, CassandraSettings], tmp_path: Path) -> Path:
+    """A copy of the shipped migrations, applied to the scratch keyspace, free to edit."""
+    session, settings = scratch
+    copy = tmp_path / "cql"
+    shutil.copytree(cql_dir(), copy)
+    migrate(session, settings, discover(copy))
+    return copy
+
+
 def test_migrate_twice_is_a_noop(scratch: tuple[Any, CassandraSettings]) -> None:
     session, settings = scratch
     files = discover()
@@ -49,12 +59,10 @@ def test_migrate_twice_is_a_noop(scratch: tuple[Any, CassandraSettings]) -> None
 
 
 def test_edited_applied_migration_is_rejected(
-    scratch: tuple[Any, CassandraSettings], tmp_path: Path
+    scratch: tuple[Any, CassandraSettings], migrated_copy: Path
 ) -> None:
     session, settings = scratch
-    copy = tmp_path / "cql"
-    shutil.copytree(cql_dir(), copy)
-    migrate(session, settings, discover(copy))
+    copy = migrated_copy
     first = sorted(copy.glob("*.cql"))[0]
     first.write_text(first.read_text() + "\n-- edited after being applied\n")
     with pytest.raises(MigrationError, match="changed after it was applied"):
@@ -62,12 +70,10 @@ def test_edited_applied_migration_is_rejected(
 
 
 def test_new_migration_is_applied_once(
-    scratch: tuple[Any, CassandraSettings], tmp_path: Path
+    scratch: tuple[Any, CassandraSettings], migrated_copy: Path
 ) -> None:
     session, settings = scratch
-    copy = tmp_path / "cql"
-    shutil.copytree(cql_dir(), copy)
-    migrate(session, settings, discover(copy))
+    copy = migrated_copy
     (copy / "V999__extra.cql").write_text(
         "CREATE TABLE IF NOT EXISTS {keyspace}.extra_probe (k int PRIMARY KEY);\n"
     )

@@ -21,6 +21,7 @@ from consumer.runtime import Consumer, build
 from segflow.contract.codec import encode
 from segflow.contract.records import CommandRecord, command_record
 from segflow.db.executions import Execution, ExecutionStore
+from segflow.db.registry import SegmentRegistry
 from segflow.headers import EXECUTION_ID, SEQUENCE
 from segflow.settings import CassandraSettings, ConsumerOptions, ConsumeSettings, KafkaSettings
 from tests.support.endpoints import Endpoints
@@ -44,6 +45,16 @@ def command(
         segment_ids=segment_ids,
         **optional,
     )
+
+
+def segment_and_execution(session: Any, name: str) -> tuple[str, str]:
+    """A fresh segment of 4 buckets and a new one-chunk execution: one test's own world."""
+    segment = f"{name}-{uuid.uuid4().hex[:8]}"
+    SegmentRegistry(session, 4, 0).create(segment, bucket_count=4)
+    execution = ExecutionStore(session).create(
+        name, f"{name}.ndjson", "producer", uuid.uuid4().hex, 1
+    )
+    return segment, execution.execution_id
 
 
 def consume_settings(
