@@ -22,11 +22,19 @@ def produce_waiting(
     headers: Headers,
     on_delivery: Callable[[Any, Any], None],
     poll_s: float = 0.05,
+    partition: int | None = None,
 ) -> None:
-    """Queue one record, serving delivery reports while the local queue is full."""
+    """Queue one record, serving delivery reports while the local queue is full.
+
+    ``partition`` pins the record to one partition (tests scramble delivery order with it);
+    by default the key decides.
+    """
+    pinned = {} if partition is None else {"partition": partition}
     while True:
         try:
-            producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+            producer.produce(
+                topic, value=value, key=key, headers=headers, on_delivery=on_delivery, **pinned
+            )
             return
         except BufferError:
             producer.poll(poll_s)

@@ -21,6 +21,7 @@ from segflow.db.executions import ExecutionStore
 from segflow.db.membership import MembershipReader
 from segflow.db.registry import SegmentRegistry
 from segflow.headers import EXECUTION_ID, SEQUENCE
+from segflow.kafka_produce import produce_waiting
 from segflow.settings import CassandraSettings, KafkaSettings
 from tests.support.consumer_harness import (
     command,
@@ -43,12 +44,13 @@ def _produce(kafka: KafkaSettings, items: list[tuple[bytes, bytes, list[Any]]]) 
     producer = Producer({**kafka.client_config(), "enable.idempotence": True})
     errors: list[Any] = []
     for key, value, headers in items:
-        producer.produce(
+        produce_waiting(
+            producer,
             kafka.commands_topic,
-            key=key,
-            value=value,
-            headers=headers,
-            on_delivery=lambda err, _m: errors.append(err) if err else None,
+            key,
+            value,
+            headers,
+            lambda err, _m: errors.append(err) if err else None,
         )
     assert producer.flush(30) == 0
     assert not errors, errors

@@ -23,6 +23,7 @@ from segflow.contract.records import CommandRecord, command_record
 from segflow.db.executions import Execution, ExecutionStore
 from segflow.db.registry import SegmentRegistry
 from segflow.headers import EXECUTION_ID, SEQUENCE
+from segflow.kafka_produce import produce_waiting
 from segflow.settings import CassandraSettings, ConsumerOptions, ConsumeSettings, KafkaSettings
 from tests.support.endpoints import Endpoints
 
@@ -120,23 +121,17 @@ def produce(
         headers: list[tuple[str, str | bytes | None]] = [(SEQUENCE, str(sequence).encode())]
         if execution_id:
             headers.append((EXECUTION_ID, execution_id.encode()))
-        kwargs: dict[str, Any] = {}
-        if shuffle_partitions:
-            kwargs["partition"] = rng.randrange(shuffle_partitions)
         key = None if isinstance(record, bytes) else (record["user_key"] or "").encode()
-        while True:
-            try:
-                producer.produce(
-                    kafka.commands_topic,
-                    key=key,
-                    value=value,
-                    headers=headers,
-                    on_delivery=lambda err, _m: failures.append(err) if err else None,
-                    **kwargs,
-                )
-                break
-            except BufferError:  # queue full: let deliveries drain, then retry
-                producer.poll(0.1)
+        produce_waiting(
+            producer,
+            kafka.commands_topic,
+            key,
+            value,
+            headers,
+            lambda err, _m: failures.append(err) if err else None,
+            poll_s=0.1,
+            partition=rng.randrange(shuffle_partitions) if shuffle_partitions else None,
+        )
         count += 1
     assert producer.flush(30) == 0
     assert not failures, failures
