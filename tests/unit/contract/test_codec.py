@@ -15,7 +15,7 @@ from segflow.contract.codec import decode, default_codec, encode, writer_fingerp
 from segflow.contract.errors import DecodeError, DecodeReason, EncodeError
 from segflow.contract.fastenc import compile_encoder, zigzag_int, zigzag_long
 from segflow.contract.models import SegmentCommand
-from segflow.contract.records import CommandRecord
+from segflow.contract.records import CommandRecord, command_record
 from segflow.contract.routing import message_key
 from segflow.contract.schema import schema_set
 from tests.unit.contract.strategies import commands
@@ -24,25 +24,18 @@ CODEC = default_codec()
 
 
 def _sample() -> CommandRecord:
-    return {
-        "command_id": "0" * 32,
-        "execution_id": "exec-1",
-        "source": "MEDIARITHMICS",
-        "operation": "FEED_ADD",
-        "version": 1_700_000_000_000_001,
-        "user_key": "account:1:ua",
-        "segment_ids": ["s1"],
-        "segment_technical_names": [],
-        "expires_at_ms": 1_700_000_360_000,
-        "data_bag": '{"a":1}',
-        "metadata": None,
-        "reference_id": None,
-        "description": None,
-        "segment": None,
-        "person": None,
-        "member_count": None,
-        "origin": {"file": "f.ndjson", "line": 1},
-    }
+    return command_record(
+        command_id="0" * 32,
+        execution_id="exec-1",
+        source="MEDIARITHMICS",
+        operation="FEED_ADD",
+        version=1_700_000_000_000_001,
+        user_key="account:1:ua",
+        segment_ids=["s1"],
+        expires_at_ms=1_700_000_360_000,
+        data_bag='{"a":1}',
+        origin={"file": "f.ndjson", "line": 1},
+    )
 
 
 @given(commands)
