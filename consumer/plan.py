@@ -24,7 +24,13 @@ from consumer.batch import UNSET, Write
 from consumer.statements import Stmt
 from segflow.contract.enums import Operation
 from segflow.contract.records import CommandRecord
-from segflow.db.layout import EVENT_SHARDS, MAX_TTL_S, cql_event_day, user_hash
+from segflow.db.layout import (
+    EVENT_SHARDS,
+    MAX_TTL_EXPIRY_MS,
+    MAX_TTL_S,
+    cql_event_day,
+    user_hash,
+)
 
 _FEED_ADD = Operation.FEED_ADD.value
 _REPLACE_BEGIN = Operation.REPLACE_BEGIN.value
@@ -150,7 +156,7 @@ def plan_feed(
         expires = None
         if expires_at_ms is not None:
             ttl = -(-(expires_at_ms - ctx.now_ms) // 1000)
-            ttl = 0 if ttl > MAX_TTL_S else ttl
+            ttl = 0 if ttl > MAX_TTL_S or expires_at_ms > MAX_TTL_EXPIRY_MS else ttl
             expires = expires_at_ms
         writes = [
             Write(

@@ -22,6 +22,11 @@ EVENT_SHARDS = 1024
 # Cassandra refuses TTLs above 20 years; a longer expiry is stored (expires_at) without a TTL
 # and readers still hide the row once expires_at has passed.
 MAX_TTL_S = 20 * 365 * 24 * 3600
+# Cassandra 5.0 in storage_compatibility_mode CASSANDRA_4 (the shipped default, and every
+# cluster upgraded from 4.x) keeps a cell's expiry as int32 seconds and refuses a TTL that ends
+# after 2038-01-19 ("exceeds maximum supported expiration date"). Such rows, too, are stored
+# without a TTL; a day of margin covers clock skew between the consumer and the coordinator.
+MAX_TTL_EXPIRY_MS = (2**31 - 1 - 86_400) * 1000
 
 
 def user_hash(user_key: str) -> int:

@@ -21,6 +21,7 @@ from segflow.contract.models import validate_record
 from segflow.contract.records import CommandRecord, command_record
 from segflow.db.layout import (
     EVENT_SHARDS,
+    MAX_TTL_EXPIRY_MS,
     MAX_TTL_S,
     bucket_of,
     cql_event_day,
@@ -91,7 +92,8 @@ def test_feed_add_without_expiry_is_a_live_row_without_ttl() -> None:
         (NOW_MS + 1, 1),  # rounded up: the row never outlives... nor dies before its expiry
         (NOW_MS + 1000, 1),
         (NOW_MS + 1001, 2),
-        (NOW_MS + MAX_TTL_S * 1000, MAX_TTL_S),
+        (MAX_TTL_EXPIRY_MS, (MAX_TTL_EXPIRY_MS - NOW_MS) // 1000),
+        (MAX_TTL_EXPIRY_MS + 1, 0),  # would end after 2038-01-19 (CASSANDRA_4 mode): no TTL
         (NOW_MS + MAX_TTL_S * 1000 + 1, 0),  # beyond Cassandra's TTL limit: no TTL at all
         (MAX_TIMESTAMP_MS, 0),
     ],
