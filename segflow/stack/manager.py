@@ -121,8 +121,10 @@ def up(
         )
 
     def start_together(group: list[NodeSpec]) -> list[NodeReport]:
-        launched = [(spec, *start(spec)) for spec in group]
-        with ThreadPoolExecutor(max_workers=max(1, len(launched))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, len(group))) as pool:
+            launched = [
+                (spec, *item) for spec, item in zip(group, pool.map(start, group), strict=False)
+            ]
             futures = [pool.submit(wait, *item) for item in launched]
             return [future.result() for future in futures]
 

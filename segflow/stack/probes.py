@@ -35,6 +35,9 @@ def cassandra_ready(host: str, port: int, timeout_s: float = 5.0) -> str | None:
     """The node's release_version when it answers the query itself, else None."""
     if not port_open(port, host):
         return None
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, ExecutionProfile
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
     from segflow.db.session import build_cluster
 
     logging.getLogger("cassandra").setLevel(logging.CRITICAL)
@@ -44,14 +47,14 @@ def cassandra_ready(host: str, port: int, timeout_s: float = 5.0) -> str | None:
         connect_timeout_s=timeout_s,
         request_timeout_s=timeout_s,
     )
-    cluster = build_cluster(settings)
+    # Only this node: the answer must come from it, and a peer that is down must not matter.
+    only_this = ExecutionProfile(
+        load_balancing_policy=WhiteListRoundRobinPolicy([host]), request_timeout=timeout_s
+    )
+    cluster = build_cluster(settings, execution_profiles={EXEC_PROFILE_DEFAULT: only_this})
     try:
         session = cluster.connect()
-        statement = "SELECT release_version FROM system.local"
-        pinned = [each for each in cluster.metadata.all_hosts() if each.address == host]
-        if not pinned:
-            return None
-        row = session.execute(statement, host=pinned[0]).one()
+        row = session.execute("SELECT release_version FROM system.local").one()
         return str(row.release_version) if row else None
     except Exception:
         return None

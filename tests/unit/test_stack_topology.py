@@ -6,6 +6,7 @@ settings without starting anything.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,8 @@ def test_one_node_keeps_its_names_address_and_replication(tmp_path: Path) -> Non
     assert props["node.id"] == "1"
     assert props["controller.quorum.voters"] == f"1@127.0.0.1:{settings.kafka_controller_port}"
     assert props["offsets.topic.replication.factor"] == "1"
-    assert "min.insync.replicas" not in props and "default.replication.factor" not in props
+    assert "min.insync.replicas" not in props
+    assert "default.replication.factor" not in props
     yaml = _yaml(cassandra_node.cassandra_yaml(settings, specs[1]))
     assert yaml["listen_address"] == "127.0.0.1"
     assert yaml["hinted_handoff_enabled"] == "false"
@@ -85,8 +87,9 @@ def test_three_nodes_form_one_quorum_and_one_ring(tmp_path: Path) -> None:
         assert yaml["hints_directory"].startswith(str(spec.directory))
         tokens.append(int(yaml["initial_token"]))
     # Evenly spaced over Murmur3's range: each node owns a third of the ring.
-    assert tokens == sorted(tokens) and tokens[0] == -(2**63)
-    assert {b - a for a, b in zip(tokens, tokens[1:], strict=False)} == {2**64 // 3}
+    assert tokens == sorted(tokens)
+    assert tokens[0] == -(2**63)
+    assert {b - a for a, b in itertools.pairwise(tokens)} == {2**64 // 3}
     assert all(-(2**63) <= token < 2**63 for token in tokens)
 
     env = manager.env_lines(settings)
