@@ -11,6 +11,7 @@ Java 17 the JPMS exports/opens from Cassandra's ``conf/jvm17-server.options`` ar
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from segflow.settings import StackSettings
 from segflow.stack import topology
@@ -53,8 +54,14 @@ JPMS_OPENS = (
 )
 
 
-def process(spec: NodeSpec) -> NodeProcess:
-    """Pid file and logs of one Cassandra node."""
+def node_dir(settings: StackSettings) -> Path:
+    """The first cassandra node's directory (the only one in a 1-node stack)."""
+    return topology.nodes(settings, "cassandra")[0].directory
+
+
+def process(target: StackSettings | NodeSpec) -> NodeProcess:
+    """Pid file and logs of one node (given settings: the first cassandra node)."""
+    spec = target if isinstance(target, NodeSpec) else topology.nodes(target, "cassandra")[0]
     base = spec.directory
     return NodeProcess(
         name=spec.name,

@@ -28,8 +28,14 @@ STORAGE_TOOL = "kafka.tools.StorageTool"
 CLUSTER_ID_FILE = "kafka-cluster-id"
 
 
-def process(spec: NodeSpec) -> NodeProcess:
-    """Pid file and logs of one Kafka node."""
+def node_dir(settings: StackSettings) -> Path:
+    """The first kafka node's directory (the only one in a 1-node stack)."""
+    return topology.nodes(settings, "kafka")[0].directory
+
+
+def process(target: StackSettings | NodeSpec) -> NodeProcess:
+    """Pid file and logs of one node (given settings: the first kafka node)."""
+    spec = target if isinstance(target, NodeSpec) else topology.nodes(target, "kafka")[0]
     base = spec.directory
     return NodeProcess(
         name=spec.name,

@@ -31,6 +31,8 @@ class Endpoints:
     # Freeze / thaw the Cassandra node (fault tests); None when the node is not ours.
     pause_cassandra: Callable[[], None] | None = None
     resume_cassandra: Callable[[], None] | None = None
+    # Replicas of the topics and the keyspace the tests create (3 on a 3-node local stack).
+    replication_factor: int = 1
 
 
 def from_env() -> Endpoints | None:
@@ -74,6 +76,7 @@ def from_local_stack() -> Endpoints | None:
         release,
         pause_cassandra=lambda: signal_cassandra(signal.SIGSTOP),
         resume_cassandra=lambda: signal_cassandra(signal.SIGCONT),
+        replication_factor=topology.replication_factor(settings.nodes),
     )
 
 
