@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 import pytest
+from cassandra.query import TraceUnavailable
 
 from consumer.grouping import StatementGrouper
 from consumer.runtime import Consumer
@@ -60,7 +61,8 @@ class TracingSession:
 def _traced_run(
     kafka: KafkaSettings, cassandra: CassandraSettings, hide_token_map: bool
 ) -> list[tuple[int, str, set[str], bool]]:
-    """(statements, coordinator, nodes that applied rows, forwarded?) per traced batch."""
+    """(statements, coordinator, nodes that applied rows, forwarded?) per grouped batch;
+    the coordinator is "" when its trace did not arrive in time."""
     cluster, session = connect(cassandra, cassandra.keyspace)
     try:
         segment = f"ra-{uuid.uuid4().hex[:8]}"
@@ -93,7 +95,11 @@ def _traced_run(
                 size = len(getattr(statement, "_statements_and_parameters", ())) or 1
                 if size < 2:
                     continue
-                trace = future.get_query_trace(max_wait=60)
+                try:
+                    trace = future.get_query_trace(max_wait=30)
+                except TraceUnavailable:
+                    out.append((size, "", set(), False))
+                    continue
                 events = trace.events
                 applied = {str(e.source) for e in events if e.description.startswith(APPLIED)}
                 forwarded = any(e.description.startswith(FORWARDED) for e in events)
@@ -140,7 +146,7 @@ def test_replica_set_batches_are_coordinated_by_the_replica_of_every_row(
 def test_control_batches_across_replica_sets_are_forwarded(
     kafka_settings: KafkaSettings, rf1_keyspace: CassandraSettings
 ) -> None:
-    batches = _traced_run(kafka_settings, rf1_keyspace, hide_token_map=True)
+    batches = [b for b in _traced_run(kafka_settings, rf1_keyspace, True) if b[1]]
     assert batches
     forwarded = [b for b in batches if b[3]]
     assert forwarded, "mixed-replica batches were never forwarded: the trace check sees nothing"
