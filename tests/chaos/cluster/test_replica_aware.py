@@ -87,7 +87,7 @@ def _traced_run(
             if hide_token_map:
                 writer._grouper = StatementGrouper("REPLICA_SET", 50, 40_960, lambda: None)
 
-        out = []
+        out: list[tuple[int, str, set[str], bool]] = []
         with running_consumer(settings, before_start=instrument):
             wait_landed(store, eid, len(records), timeout_s=180)
             # Traces are read through the consumer's own connection, so before it closes.
