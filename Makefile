@@ -73,3 +73,14 @@ bench-peer: stack-up
 
 clean: stack-down
 	rm -rf $(VENV) .segflow .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+## Node-loss suite on a 3-node stack (README "A cluster on one machine"): 3 Kafka brokers and
+## 3 Cassandra nodes on 127.0.0.1-3, heaps 256/512 MB unless set. Minutes, not in `make test`.
+.PHONY: chaos-cluster
+chaos-cluster: $(STAMP)
+	env -u SEGFLOW_KAFKA__BOOTSTRAP_SERVERS -u SEGFLOW_CASSANDRA__CONTACT_POINTS \
+	  SEGFLOW_STACK__NODES=3 SEGFLOW_CHAOS_CLUSTER=1 \
+	  SEGFLOW_STACK__KAFKA_HEAP_MB=$${SEGFLOW_STACK__KAFKA_HEAP_MB:-256} \
+	  SEGFLOW_STACK__CASSANDRA_HEAP_MB=$${SEGFLOW_STACK__CASSANDRA_HEAP_MB:-512} \
+	  SEGFLOW_STACK__START_TIMEOUT_S=$${SEGFLOW_STACK__START_TIMEOUT_S:-600} \
+	  $(BIN)/pytest -m cluster -s tests/chaos/cluster $(CHAOS_CLUSTER_ARGS)

@@ -78,8 +78,9 @@ from segflow.settings import (
     StackProcessSettings,
     StackSettings,
 )
-from segflow.stack import cassandra_node
+from segflow.stack import topology
 from segflow.stack.classpath import resolve_classpath
+from segflow.stack.manager import node_process
 from segflow.stack.process import NodeProcess
 
 JVM_DIR = Path(__file__).resolve().parent / "jvm"
@@ -644,7 +645,7 @@ def main() -> None:
     client = ClientSettings()
     stack = StackProcessSettings().stack
     kafka, cassandra = client.kafka, client.cassandra
-    cassandra_pid = cassandra_node.process(stack).read_pid()
+    cassandra_pid = node_process(topology.nodes(stack, "cassandra")[0]).read_pid()
     if cassandra_pid is None:
         sys.exit("no Cassandra pid: start the stack from this checkout (segflow stack up)")
     base = stack.state_dir.resolve().parent / "bench" / "peer"

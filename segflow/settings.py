@@ -210,6 +210,13 @@ class StackSettings(BaseModel):
     state_dir: Path = Field(
         default=Path(".segflow/stack"), description="Data, logs and pid files of the nodes."
     )
+    nodes: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="Kafka brokers and Cassandra nodes (node i on 127.0.0.i, same ports); "
+        "3 gives RF 3 and min.insync.replicas 2.",
+    )
     kafka_port: int = Field(default=9092, ge=1, le=65535, description="Kafka client port.")
     kafka_controller_port: int = Field(
         default=9093, ge=1, le=65535, description="Kafka KRaft controller port."

@@ -18,6 +18,9 @@ from segflow.settings import CassandraSettings, KafkaSettings
 from tests.support.consumer_harness import unique_topics
 from tests.support.endpoints import Endpoints, discover
 
+# The node-loss suite needs a 3-node stack: only `make chaos-cluster` collects it.
+collect_ignore = [] if os.environ.get("SEGFLOW_CHAOS_CLUSTER") else ["chaos/cluster"]
+
 hypothesis_settings.register_profile("ci", max_examples=300, deadline=None)
 hypothesis_settings.register_profile("dev", max_examples=50, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
@@ -41,6 +44,7 @@ def cassandra_settings(endpoints: Endpoints) -> Iterator[CassandraSettings]:
         contact_points=[endpoints.cassandra_host],
         port=endpoints.cassandra_port,
         keyspace=f"segflow_test_{uuid.uuid4().hex[:10]}",
+        replication_factor=endpoints.replication_factor,
     )
     cluster, session = connect(settings)
     try:

@@ -1,4 +1,7 @@
-"""The local Cassandra 5.0 node: one node, single token, loopback only, sized for tests.
+"""The local Cassandra 5.0 nodes: single token each, loopback only, sized for tests.
+
+One node by default; with ``stack.nodes`` = N, N nodes on 127.0.0.1..N form one ring, node 1
+the seed. They must join one at a time (the manager starts node i+1 once node i answers).
 
 ``cassandra-all`` ships no cassandra.yaml and no logback.xml, so both are written here; on
 Java 17 the JPMS exports/opens from Cassandra's ``conf/jvm17-server.options`` are mandatory
@@ -11,8 +14,10 @@ import os
 from pathlib import Path
 
 from segflow.settings import StackSettings
+from segflow.stack import topology
 from segflow.stack.classpath import find_jar, resolve_classpath
 from segflow.stack.process import NodeProcess, Port
+from segflow.stack.topology import NodeSpec
 
 NAME = "cassandra"
 MAIN_CLASS = "org.apache.cassandra.service.CassandraDaemon"
@@ -50,42 +55,53 @@ JPMS_OPENS = (
 
 
 def node_dir(settings: StackSettings) -> Path:
-    """All of this node's files: config, data directories and logs."""
-    return settings.state_dir.resolve() / "cassandra"
+    """The first cassandra node's directory (the only one in a 1-node stack)."""
+    return topology.nodes(settings, "cassandra")[0].directory
 
 
-def process(settings: StackSettings) -> NodeProcess:
-    """Pid file and logs of the Cassandra node."""
-    base = node_dir(settings)
+def process(target: StackSettings | NodeSpec) -> NodeProcess:
+    """Pid file and logs of one node (given settings: the first cassandra node)."""
+    spec = target if isinstance(target, NodeSpec) else topology.nodes(target, "cassandra")[0]
+    base = spec.directory
     return NodeProcess(
-        name=NAME,
+        name=spec.name,
         pid_file=base / "cassandra.pid",
         console_log=base / "logs" / "console.log",
         server_log=base / "logs" / "system.log",
     )
 
 
-def ports(settings: StackSettings) -> list[Port]:
-    """The ports the node binds, with the setting that moves each."""
+def ports(settings: StackSettings, spec: NodeSpec) -> list[Port]:
+    """The ports the node binds (on its own address), with the setting that moves each."""
     return [
         Port(
             settings.cassandra_port,
             "Cassandra CQL native transport",
             "SEGFLOW_STACK__CASSANDRA_PORT",
+            spec.address,
         ),
         Port(
             settings.cassandra_storage_port,
             "Cassandra internode storage",
             "SEGFLOW_STACK__CASSANDRA_STORAGE_PORT",
+            spec.address,
         ),
     ]
 
 
-def cassandra_yaml(settings: StackSettings) -> str:
-    """A minimal single-node cassandra.yaml; every directory lives under the node dir."""
-    base = node_dir(settings)
+def cassandra_yaml(settings: StackSettings, spec: NodeSpec) -> str:
+    """A minimal cassandra.yaml; every directory lives under the node dir.
+
+    In a cluster, node 1 is the seed, each node owns an evenly spaced single token, memtables
+    are sized to the (small) heap, and hinted handoff is on: a node that was down gets the
+    writes it missed replayed by its peers, as in production.
+    """
+    base = spec.directory
     storage = settings.cassandra_storage_port
-    return f"""\
+    host = spec.address
+    seed = topology.node_address(1)
+    memtable_mib = min(256, settings.cassandra_heap_mb // 4) if spec.clustered else 256
+    text = f"""\
 cluster_name: segflow-local
 num_tokens: 1
 partitioner: org.apache.cassandra.dht.Murmur3Partitioner
@@ -93,9 +109,9 @@ endpoint_snitch: SimpleSnitch
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "127.0.0.1:{storage}"
-listen_address: 127.0.0.1
-rpc_address: 127.0.0.1
+      - seeds: "{seed}:{storage}"
+listen_address: {host}
+rpc_address: {host}
 storage_port: {storage}
 native_transport_port: {settings.cassandra_port}
 start_native_transport: true
@@ -111,7 +127,7 @@ commitlog_segment_size: 32MiB
 authenticator: AllowAllAuthenticator
 authorizer: AllowAllAuthorizer
 auto_snapshot: false
-hinted_handoff_enabled: false
+hinted_handoff_enabled: {"true" if spec.clustered else "false"}
 dynamic_snitch: false
 concurrent_reads: 16
 concurrent_writes: 32
@@ -119,8 +135,8 @@ concurrent_counter_writes: 8
 concurrent_compactors: 1
 key_cache_size: 16MiB
 counter_cache_size: 0MiB
-memtable_heap_space: 256MiB
-memtable_offheap_space: 256MiB
+memtable_heap_space: {memtable_mib}MiB
+memtable_offheap_space: {memtable_mib}MiB
 range_request_timeout: 20000ms
 read_request_timeout: 10000ms
 write_request_timeout: 5000ms
@@ -130,6 +146,13 @@ batch_size_fail_threshold: 512KiB
 tombstone_warn_threshold: 100000
 tombstone_failure_threshold: 1000000
 """
+    if spec.clustered:
+        text += (
+            f"initial_token: {topology.cassandra_token(spec.index, spec.count)}\n"
+            "max_hint_window: 3h\n"
+            "hinted_handoff_throttle: 4096KiB\n"
+        )
+    return text
 
 
 LOGBACK = """\
@@ -149,9 +172,9 @@ LOGBACK = """\
 """
 
 
-def prepare(settings: StackSettings) -> list[str]:
+def prepare(settings: StackSettings, spec: NodeSpec) -> list[str]:
     """Write cassandra.yaml and logback.xml and return the daemon's command line."""
-    base = node_dir(settings)
+    base = spec.directory
     for sub in (
         "data/data",
         "data/commitlog",
@@ -163,7 +186,7 @@ def prepare(settings: StackSettings) -> list[str]:
     ):
         (base / sub).mkdir(parents=True, exist_ok=True)
     yaml_file = base / "cassandra.yaml"
-    yaml_file.write_text(cassandra_yaml(settings))
+    yaml_file.write_text(cassandra_yaml(settings, spec))
     logback_file = base / "logback.xml"
     logback_file.write_text(LOGBACK)
     jars = resolve_classpath(
@@ -208,10 +231,11 @@ def prepare(settings: StackSettings) -> list[str]:
         f"-Djava.io.tmpdir={base / 'tmp'}",
         "-Dcassandra-foreground=yes",
         "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-        "-Dcassandra.ring_delay_ms=1000",
+        # A joining node waits this long for gossip before it bootstraps; a lone seed skips it.
+        f"-Dcassandra.ring_delay_ms={5000 if spec.clustered else 1000}",
         "-Dcassandra.superuser_setup_delay_ms=0",
         f"-Dcassandra.available_processors={os.cpu_count() or 2}",
-        f"-Dsegflow.stack.node=cassandra:{base}",
+        f"-Dsegflow.stack.node={spec.kind}:{base}",
         "-cp",
         os.pathsep.join(str(jar) for jar in jars),
         MAIN_CLASS,

@@ -33,6 +33,7 @@ class Port:
     number: int
     purpose: str
     setting: str
+    host: str = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,17 @@ class NodeProcess:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def kill(self) -> int | None:
+        """SIGKILL the process group at once (a crash, no shutdown); the pid, or None."""
+        pid = self.read_pid()
+        if pid is None:
+            return None
+        _signal_group(pid, signal.SIGKILL)
+        while pid_alive(pid):
+            time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return pid
+
     def log_tail(self, lines: int = 30) -> str:
         """Last lines of the server log and the console log, for error messages."""
         parts: list[str] = []
@@ -128,12 +140,12 @@ def check_ports_free(node: str, ports: list[Port]) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind(("127.0.0.1", port.number))
+                sock.bind((port.host, port.number))
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE:
                     raise
                 raise NodeError(
-                    f"{node}: port 127.0.0.1:{port.number} ({port.purpose}) is already in use by "
+                    f"{node}: port {port.host}:{port.number} ({port.purpose}) is already in use by "
                     f"a process this stack did not start. Free it or choose another port with "
                     f"{port.setting}."
                 ) from None

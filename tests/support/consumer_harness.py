@@ -11,7 +11,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -77,9 +77,14 @@ def consume_settings(
 
 
 @contextmanager
-def running_consumer(settings: ConsumeSettings) -> Iterator[Consumer]:
-    """A consumer polling in a thread until the block ends (then it finishes and commits)."""
+def running_consumer(
+    settings: ConsumeSettings, before_start: Callable[[Consumer], None] | None = None
+) -> Iterator[Consumer]:
+    """A consumer polling in a thread until the block ends (then it finishes and commits);
+    ``before_start`` may instrument it first."""
     consumer = build(settings)
+    if before_start is not None:
+        before_start(consumer)
     errors: list[BaseException] = []
 
     def target() -> None:
@@ -244,6 +249,7 @@ def unique_topics(
         commands_topic=f"{prefix}-commands-{suffix}",
         dead_letter_topic=f"{prefix}-dlq-{suffix}",
         topic_partitions=partitions,
+        topic_replication_factor=endpoints.replication_factor,
     )
     ensure_topics(settings)
     try:

@@ -31,6 +31,8 @@ class Endpoints:
     # Freeze / thaw the Cassandra node (fault tests); None when the node is not ours.
     pause_cassandra: Callable[[], None] | None = None
     resume_cassandra: Callable[[], None] | None = None
+    # Replicas of the topics and the keyspace the tests create (3 on a 3-node local stack).
+    replication_factor: int = 1
 
 
 def from_env() -> Endpoints | None:
@@ -46,7 +48,7 @@ def from_env() -> Endpoints | None:
 def from_local_stack() -> Endpoints | None:
     """The JVM stack from Maven Central jars (needs java and mvn on PATH)."""
     from segflow.settings import StackProcessSettings
-    from segflow.stack import cassandra_node, manager
+    from segflow.stack import kafka_node, manager, topology
 
     settings = StackProcessSettings().stack
     if shutil.which(settings.java) is None or shutil.which(settings.mvn) is None:
@@ -58,7 +60,8 @@ def from_local_stack() -> Endpoints | None:
         if started_here and not os.environ.get("SEGFLOW_TEST_KEEP_STACK"):
             manager.down(settings)
 
-    node = cassandra_node.process(settings)
+    first = topology.nodes(settings, "cassandra")[0]
+    node = manager.node_process(first)
 
     def signal_cassandra(sig: signal.Signals) -> None:
         pid = node.read_pid()
@@ -66,13 +69,14 @@ def from_local_stack() -> Endpoints | None:
         os.kill(pid, sig)
 
     return Endpoints(
-        f"127.0.0.1:{settings.kafka_port}",
-        "127.0.0.1",
+        kafka_node.bootstrap_servers(settings),
+        first.address,
         settings.cassandra_port,
         "local stack (started by the tests)" if started_here else "local stack (running)",
         release,
         pause_cassandra=lambda: signal_cassandra(signal.SIGSTOP),
         resume_cassandra=lambda: signal_cassandra(signal.SIGCONT),
+        replication_factor=topology.replication_factor(settings.nodes),
     )
 
 

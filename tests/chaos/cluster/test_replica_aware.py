@@ -1,0 +1,154 @@
+"""On the 3-node ring, ``REPLICA_SET`` grouping sends every batch to a replica of every row
+in it; shown by the server's own request traces, not by the driver's token map.
+
+The keyspace has one replica per partition (RF 1), so each node owns a third of the rows and a
+coordinator that is not the replica of a row must forward it (a ``Sending MUTATION_REQ``
+event in the trace, and the row applied by another node). The consumer's own requests (its
+poll, plan, grouping and routing) are traced by wrapping its session. A control run with the
+token map hidden from the grouper (so batches mix replica sets) must show forwarding, which
+is what makes the assertion able to fail.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import pytest
+from cassandra.query import TraceUnavailable
+
+from consumer.grouping import StatementGrouper
+from consumer.runtime import Consumer
+from segflow.db.executions import ExecutionStore
+from segflow.db.migrate import migrate
+from segflow.db.registry import SegmentRegistry
+from segflow.db.session import connect
+from segflow.settings import CassandraSettings, KafkaSettings, StackSettings
+from tests.support.consumer_harness import (
+    command,
+    consume_settings,
+    produce,
+    running_consumer,
+    wait_landed,
+)
+
+pytestmark = pytest.mark.cluster
+
+APPLIED = ("Appending to commitlog", "Adding to ")
+FORWARDED = "Sending MUTATION_REQ"
+
+
+class TracingSession:
+    """The consumer's session, with every request traced and its future kept."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self.futures: list[tuple[Any, Any]] = []
+        self._lock = threading.Lock()
+
+    def execute_async(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        future = self._session.execute_async(statement, *args, trace=True, **kwargs)
+        with self._lock:
+            self.futures.append((statement, future))
+        return future
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def _traced_run(
+    kafka: KafkaSettings, cassandra: CassandraSettings, hide_token_map: bool
+) -> list[tuple[int, str, set[str], bool]]:
+    """(statements, coordinator, nodes that applied rows, forwarded?) per grouped batch;
+    the coordinator is "" when its trace did not arrive in time."""
+    cluster, session = connect(cassandra, cassandra.keyspace)
+    try:
+        segment = f"ra-{uuid.uuid4().hex[:8]}"
+        SegmentRegistry(session, 16, 0).create(segment, bucket_count=16)
+        store = ExecutionStore(session)
+        eid = store.create("ra", "ra.ndjson", "producer", uuid.uuid4().hex, 1).execution_id
+        base = int(time.time() * 1_000_000)
+        records = [
+            (i, command(eid, "FEED_ADD", base + i, f"user_id:ra{i}", [segment])) for i in range(300)
+        ]
+        produce(kafka, records, eid)
+        settings = consume_settings(
+            kafka, cassandra, write_grouping="REPLICA_SET", group_max_rows=50, batch_size=300
+        )
+        traced: list[TracingSession] = []
+
+        def instrument(consumer: Consumer) -> None:
+            writer = consumer.loop._writer
+            tracing = TracingSession(writer.session)
+            writer.session = tracing
+            traced.append(tracing)
+            if hide_token_map:
+                writer._grouper = StatementGrouper("REPLICA_SET", 50, 40_960, lambda: None)
+
+        out: list[tuple[int, str, set[str], bool]] = []
+        with running_consumer(settings, before_start=instrument):
+            wait_landed(store, eid, len(records), timeout_s=180)
+            # Traces are read through the consumer's own connection, so before it closes.
+            for statement, future in traced[0].futures:
+                size = len(getattr(statement, "_statements_and_parameters", ())) or 1
+                if size < 2:
+                    continue
+                try:
+                    trace = future.get_query_trace(max_wait=30)
+                except TraceUnavailable:
+                    out.append((size, "", set(), False))
+                    continue
+                events = trace.events
+                applied = {str(e.source) for e in events if e.description.startswith(APPLIED)}
+                forwarded = any(e.description.startswith(FORWARDED) for e in events)
+                out.append((size, str(trace.coordinator), applied, forwarded))
+        return out
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def rf1_keyspace(cluster_stack: StackSettings, endpoints: Any) -> Any:
+    """A keyspace of one replica per partition on the 3-node ring."""
+    settings = CassandraSettings(
+        contact_points=["127.0.0.1", "127.0.0.2", "127.0.0.3"],
+        port=cluster_stack.cassandra_port,
+        keyspace=f"segflow_rf1_{uuid.uuid4().hex[:8]}",
+        replication_factor=1,
+        write_consistency="ONE",
+        read_consistency="ONE",
+    )
+    cluster, session = connect(settings)
+    try:
+        migrate(session, settings)
+        yield settings
+        session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
+    finally:
+        cluster.shutdown()
+
+
+def test_replica_set_batches_are_coordinated_by_the_replica_of_every_row(
+    kafka_settings: KafkaSettings, rf1_keyspace: CassandraSettings
+) -> None:
+    batches = _traced_run(kafka_settings, rf1_keyspace, hide_token_map=False)
+    assert len(batches) >= 6, f"too few grouped batches to show anything: {batches}"
+    coordinators = {coordinator for _, coordinator, _, _ in batches}
+    assert len(coordinators) == 3, f"batches went to {coordinators}, not to all three owners"
+    for size, coordinator, applied, forwarded in batches:
+        assert not forwarded, f"a batch of {size} coordinated by {coordinator} forwarded rows"
+        assert applied == {coordinator}, f"rows of a batch at {coordinator} applied on {applied}"
+    rows = sum(size for size, *_ in batches)
+    print(f"REPLICA_SET: {len(batches)} traced batches, {rows} rows, coordinators {coordinators}")
+
+
+def test_control_batches_across_replica_sets_are_forwarded(
+    kafka_settings: KafkaSettings, rf1_keyspace: CassandraSettings
+) -> None:
+    batches = [b for b in _traced_run(kafka_settings, rf1_keyspace, True) if b[1]]
+    assert batches
+    forwarded = [b for b in batches if b[3]]
+    assert forwarded, "mixed-replica batches were never forwarded: the trace check sees nothing"
+    assert any(len(applied) > 1 for _, _, applied, _ in batches)
+    print(f"control: {len(forwarded)} of {len(batches)} mixed batches forwarded rows")
