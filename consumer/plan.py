@@ -143,8 +143,14 @@ def plan_feed(
 ) -> list[Write]:
     """Feed layer: an add (live row with TTL) or a removal (row tombstone), both at ``version``.
 
-    An add whose expiry has already passed writes nothing live: it removes at its version,
-    exactly as applying "in until T" in version order and looking after T would. The change
+    An add also writes its payload as the one element ``{command_id: (data_bag, expiry)}`` of
+    the row's ``adds`` map (an overwrite: lower versions' elements go, equal versions' stay),
+    so equal-version adds keep one command's whole row: readers take the live one that keeps
+    the user longest, then the greatest command_id (README "Membership semantics").
+
+    An add whose expiry has already passed writes nothing live: it deletes the row at
+    ``version - 1``, so it supersedes every lower version, as a live add would, and leaves
+    what is at its own version (another add, a reset's hold) as an add does. The change
     event says ``add``/``remove`` unless ``event_operation`` names it (a replace's member).
     """
     hashed = user_hash(user_key)
@@ -158,20 +164,22 @@ def plan_feed(
             ttl = -(-(expires_at_ms - ctx.now_ms) // 1000)
             ttl = 0 if ttl > MAX_TTL_S or expires_at_ms > MAX_TTL_EXPIRY_MS else ttl
             expires = expires_at_ms
+        adds = {command_id: (data_bag, expires)}
         writes = [
             Write(
                 Stmt.FEED_UPSERT_SEGMENT,
-                (segment_id, bucket, user_key, data_bag, expires, command_id, version, ttl),
+                (segment_id, bucket, user_key, data_bag, expires, command_id, adds, version, ttl),
             ),
             Write(
                 Stmt.FEED_UPSERT_USER,
-                (version, ttl, data_bag, expires, user_key, segment_id),
+                (version, ttl, data_bag, expires, adds, user_key, segment_id),
             ),
         ]
     else:
+        deleted_at = version - 1 if add else version  # an expired add: below its version
         writes = [
-            Write(Stmt.FEED_DELETE_SEGMENT, (version, segment_id, bucket, user_key)),
-            Write(Stmt.FEED_DELETE_USER, (version, user_key, segment_id)),
+            Write(Stmt.FEED_DELETE_SEGMENT, (deleted_at, segment_id, bucket, user_key)),
+            Write(Stmt.FEED_DELETE_USER, (deleted_at, user_key, segment_id)),
         ]
     writes.append(
         _event(
@@ -211,41 +219,23 @@ def plan_override(
     write times alone decide, no read-modify-write (README "Membership semantics").
 
     ``village`` = (metadata, reference_id, description): the status change's reporting
-    fields, stored with the override (the latest status change's fields win).
+    fields, stored with the override as one cell ``(kind, command_id, *village)``: the latest
+    status change's fields win, and at one version the greater cell (reset > block > add,
+    then the greater command_id), so they are always one command's.
     """
     hashed = user_hash(user_key)
     bucket = hashed % bucket_count
-    metadata, reference_id, description = village
+    fields = (state or "reset", command_id, *village)
     if state is None:
         resets = {version}
         writes = [
             Write(
                 Stmt.OVERRIDE_RESET_SEGMENT,
-                (
-                    version,
-                    resets,
-                    command_id,
-                    metadata,
-                    reference_id,
-                    description,
-                    segment_id,
-                    bucket,
-                    user_key,
-                ),
+                (version, resets, command_id, fields, segment_id, bucket, user_key),
             ),
             Write(Stmt.FEED_HOLD_SEGMENT, (version, resets, segment_id, bucket, user_key)),
             Write(
-                Stmt.OVERRIDE_RESET_USER,
-                (
-                    version,
-                    resets,
-                    resets,
-                    metadata,
-                    reference_id,
-                    description,
-                    user_key,
-                    segment_id,
-                ),
+                Stmt.OVERRIDE_RESET_USER, (version, resets, resets, fields, user_key, segment_id)
             ),
         ]
         operation = "reset"
@@ -253,22 +243,9 @@ def plan_override(
         writes = [
             Write(
                 Stmt.OVERRIDE_SET_SEGMENT,
-                (
-                    segment_id,
-                    bucket,
-                    user_key,
-                    state,
-                    command_id,
-                    metadata,
-                    reference_id,
-                    description,
-                    version,
-                ),
+                (segment_id, bucket, user_key, state, command_id, fields, version),
             ),
-            Write(
-                Stmt.OVERRIDE_SET_USER,
-                (version, state, metadata, reference_id, description, user_key, segment_id),
-            ),
+            Write(Stmt.OVERRIDE_SET_USER, (version, state, fields, user_key, segment_id)),
         ]
         operation = state
     writes.append(_event(segment_id, user_key, hashed, version, command_id, operation, ctx))

@@ -33,7 +33,7 @@ class Stmt(StrEnum):
 CQL: dict[Stmt, str] = {
     Stmt.FEED_UPSERT_SEGMENT: (
         "INSERT INTO {ks}.feed_by_segment (segment_id, bucket, user_key, data_bag, expires_at, "
-        "command_id, held) VALUES (?, ?, ?, ?, ?, ?, null) USING TIMESTAMP ? AND TTL ?"
+        "command_id, held, adds) VALUES (?, ?, ?, ?, ?, ?, null, ?) USING TIMESTAMP ? AND TTL ?"
     ),
     Stmt.FEED_DELETE_SEGMENT: (
         "DELETE FROM {ks}.feed_by_segment USING TIMESTAMP ? "
@@ -41,31 +41,28 @@ CQL: dict[Stmt, str] = {
     ),
     Stmt.FEED_UPSERT_USER: (
         "UPDATE {ks}.segments_by_user USING TIMESTAMP ? AND TTL ? SET feed_member = true, "
-        "feed_data_bag = ?, feed_expires_at = ?, feed_held = null "
+        "feed_data_bag = ?, feed_expires_at = ?, feed_held = null, feed_adds = ? "
         "WHERE user_key = ? AND segment_id = ?"
     ),
     Stmt.FEED_DELETE_USER: (
-        "DELETE feed_member, feed_data_bag, feed_expires_at, feed_held FROM {ks}.segments_by_user "
-        "USING TIMESTAMP ? WHERE user_key = ? AND segment_id = ?"
+        "DELETE feed_member, feed_data_bag, feed_expires_at, feed_held, feed_adds "
+        "FROM {ks}.segments_by_user USING TIMESTAMP ? WHERE user_key = ? AND segment_id = ?"
     ),
     Stmt.OVERRIDE_SET_SEGMENT: (
         "INSERT INTO {ks}.override_by_segment (segment_id, bucket, user_key, state, command_id, "
-        "metadata, reference_id, description) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+        "village) VALUES (?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
     ),
     Stmt.OVERRIDE_RESET_SEGMENT: (
         "UPDATE {ks}.override_by_segment USING TIMESTAMP ? SET resets = resets + ?, "
-        "command_id = ?, metadata = ?, reference_id = ?, description = ? "
-        "WHERE segment_id = ? AND bucket = ? AND user_key = ?"
+        "command_id = ?, village = ? WHERE segment_id = ? AND bucket = ? AND user_key = ?"
     ),
     Stmt.OVERRIDE_SET_USER: (
         "UPDATE {ks}.segments_by_user USING TIMESTAMP ? SET override_state = ?, "
-        "override_metadata = ?, override_reference_id = ?, override_description = ? "
-        "WHERE user_key = ? AND segment_id = ?"
+        "override_village = ? WHERE user_key = ? AND segment_id = ?"
     ),
     Stmt.OVERRIDE_RESET_USER: (
         "UPDATE {ks}.segments_by_user USING TIMESTAMP ? SET override_resets = override_resets + ?, "
-        "feed_held = feed_held + ?, override_metadata = ?, override_reference_id = ?, "
-        "override_description = ? WHERE user_key = ? AND segment_id = ?"
+        "feed_held = feed_held + ?, override_village = ? WHERE user_key = ? AND segment_id = ?"
     ),
     Stmt.FEED_HOLD_SEGMENT: (
         "UPDATE {ks}.feed_by_segment USING TIMESTAMP ? SET held = held + ? "

@@ -11,7 +11,9 @@ those sets on read (with the pre-V005 ``execution_progress`` rows, merged block 
 
 from __future__ import annotations
 
+import heapq
 import uuid
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -41,6 +43,27 @@ class Status(StrEnum):
 FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED})
 
 
+class Applied(StrEnum):
+    """What the consumer made of what the upload produced (next to ``Status``, which is the
+    upload's own: SUCCEEDED means every command was *produced*).
+
+    APPLYING: commands produced are still on their way (or the upload still runs); APPLIED:
+    the upload ended and every command it produced was applied; APPLIED_WITH_DEAD_LETTERS:
+    it ended and every command landed, some in the dead-letter topic.
+    """
+
+    APPLYING = "APPLYING"
+    APPLIED = "APPLIED"
+    APPLIED_WITH_DEAD_LETTERS = "APPLIED_WITH_DEAD_LETTERS"
+
+
+# The index of ``executions list`` (V011): one partition per hour of creation and shard.
+US_PER_HOUR = 3_600_000_000
+INDEX_SHARDS = 16
+# The tables whose tombstones a re-run could outlive (its commands carry the old versions).
+MEMBERSHIP_TABLES = ("feed_by_segment", "override_by_segment", "segments_by_user")
+
+
 @dataclass
 class Execution:
     """One execution row plus the consumer's progress summed from ``execution_progress``."""
@@ -66,6 +89,15 @@ class Execution:
     def landed(self) -> int:
         """Commands that reached a final outcome in the consumer."""
         return self.commands_applied + self.commands_dead_lettered
+
+    @property
+    def applied(self) -> Applied:
+        """Whether everything produced has also been applied (``Applied``)."""
+        if self.status not in FINAL or self.landed < self.commands_produced:
+            return Applied.APPLYING
+        if self.commands_dead_lettered:
+            return Applied.APPLIED_WITH_DEAD_LETTERS
+        return Applied.APPLIED
 
 
 def new_execution_id() -> str:
@@ -95,6 +127,19 @@ class ExecutionStore:
         self._by_content = session.prepare(
             "SELECT execution_id FROM {ks}.executions_by_content "
             "WHERE content_sha256 = ? AND import_name = ? LIMIT 1"
+        )
+        self._index = session.prepare(
+            "INSERT INTO {ks}.executions_by_hour (hour, shard, created_at_us, execution_id) "
+            "VALUES (?, ?, ?, ?)"
+        )
+        self._index_hour = session.prepare(
+            "INSERT INTO {ks}.execution_hours (scope, hour) VALUES ('all', ?)"
+        )
+        self._hours = session.prepare("SELECT hour FROM {ks}.execution_hours WHERE scope = 'all'")
+        self._hours.fetch_size = 100
+        self._in_hour = session.prepare(
+            "SELECT created_at_us, execution_id FROM {ks}.executions_by_hour "
+            "WHERE hour = ? AND shard = ? LIMIT ?"
         )
         self._get = session.prepare(
             f"SELECT {_COLUMNS} FROM {{ks}}.executions WHERE execution_id = ?"
@@ -189,7 +234,51 @@ class ExecutionStore:
             self._by_content_insert,
             (content_sha256, import_name, execution.execution_id, created_at),
         )
+        self._add_to_index(execution.execution_id, created_at_us)
         return execution
+
+    def _add_to_index(self, execution_id: str, created_at_us: int) -> None:
+        hour = created_at_us // US_PER_HOUR
+        shard = zlib.crc32(execution_id.encode()) % INDEX_SHARDS
+        self._session.execute(self._index, (hour, shard, created_at_us, execution_id))
+        self._session.execute(self._index_hour, (hour,))
+
+    def reindex(self) -> int:
+        """Index every execution for ``recent`` (those created before V011); idempotent."""
+        count = 0
+        for row in self._session.execute("SELECT execution_id, created_at_us FROM {ks}.executions"):
+            if row.created_at_us:
+                self._add_to_index(row.execution_id, int(row.created_at_us))
+                count += 1
+        return count
+
+    def gc_grace_s(self) -> int:
+        """The smallest ``gc_grace_seconds`` of the membership tables, from the driver's schema
+        metadata: after that long their tombstones may be purged."""
+        keyspace = self._session.cluster.metadata.keyspaces[self._session.keyspace]
+        return min(
+            int(keyspace.tables[table].options["gc_grace_seconds"]) for table in MEMBERSHIP_TABLES
+        )
+
+    def rerun_refusal(self, execution: Execution, now_us: int) -> str | None:
+        """Why re-running ``execution`` (same ids and versions) is refused, or None.
+
+        Its commands carry versions as old as its creation. Once the membership tables'
+        ``gc_grace_seconds`` have passed since then, a removal written after those versions may
+        already be purged on one replica or one view and not on the other, so re-applying the
+        old adds could bring removed members back in one view and not the other.
+        """
+        grace = self.gc_grace_s()
+        age_s = (now_us - execution.created_at_us) // 1_000_000
+        if age_s <= grace:
+            return None
+        return (
+            f"execution {execution.execution_id} was created {age_s}s ago, more than the "
+            f"membership tables' gc_grace_seconds ({grace}s): its commands carry versions that "
+            "old, and removals written since may already be purged, so re-applying them could "
+            "bring removed members back in one view and not the other; upload it with "
+            "--new-execution (new versions: applied as newer data)"
+        )
 
     def start(self, execution: Execution) -> None:
         """Mark the execution RUNNING whatever it was (a re-run of FAILED or CANCELED)."""
@@ -295,14 +384,27 @@ class ExecutionStore:
         return applied, dead
 
     def recent(self, limit: int = 50) -> list[Execution]:
-        """Recent executions, newest first (without progress sums: use ``get`` for those)."""
-        rows = self._session.execute(
-            f"SELECT {_COLUMNS} FROM {{ks}}.executions LIMIT %s", (limit * 20,)
-        )
-        executions = sorted(
-            (_execution(row) for row in rows), key=lambda e: e.created_at, reverse=True
-        )
-        return executions[:limit]
+        """The ``limit`` newest executions, newest first, with their progress (``get``).
+
+        Read from the index (V011): hours newest first, the hour's shards merged by creation
+        time, until ``limit`` were found.
+        """
+        found: list[str] = []
+        for hour_row in self._session.execute(self._hours):
+            want = limit - len(found)
+            futures = [
+                self._session.execute_async(self._in_hour, (hour_row.hour, shard, want))
+                for shard in range(INDEX_SHARDS)
+            ]
+            shards = [
+                [(-row.created_at_us, row.execution_id) for row in future.result()]
+                for future in futures
+            ]
+            found += [eid for _, eid in heapq.merge(*shards)][:want]
+            if len(found) >= limit:
+                break
+        executions = (self.get(execution_id) for execution_id in found)
+        return [execution for execution in executions if execution is not None]
 
     def record_progress(
         self,

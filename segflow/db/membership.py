@@ -65,13 +65,14 @@ class MembershipReader:
     def __init__(self, session: Any) -> None:
         self._session = session
         self._feed = session.prepare(
-            "SELECT user_key, data_bag, expires_at, command_id, held FROM {ks}.feed_by_segment "
+            "SELECT user_key, data_bag, expires_at, command_id, held, adds "
+            "FROM {ks}.feed_by_segment "
             "WHERE segment_id = ? AND bucket = ?"
         )
         self._feed.fetch_size = PAGE_SIZE
         self._override = session.prepare(
             "SELECT user_key, state, WRITETIME(state) AS state_version, resets, metadata, "
-            "reference_id, description FROM {ks}.override_by_segment "
+            "reference_id, description, village FROM {ks}.override_by_segment "
             "WHERE segment_id = ? AND bucket = ?"
         )
         self._override.fetch_size = PAGE_SIZE
@@ -117,7 +118,8 @@ class MembershipReader:
 BY_USER_COLUMNS = (
     "segment_id, feed_member, WRITETIME(feed_member) AS feed_version, feed_data_bag, "
     "feed_expires_at, feed_held, override_state, WRITETIME(override_state) AS override_version, "
-    "override_resets, override_metadata, override_reference_id, override_description"
+    "override_resets, override_metadata, override_reference_id, override_description, "
+    "feed_adds, override_village"
 )
 
 
@@ -130,8 +132,8 @@ def effective_from_user_row(
     replace (held resets too: a reset's held element is its version); ``cleared_at`` is only
     asked when a live feed cell or a hold needs that check.
     """
-    expires = aware(row.feed_expires_at)
-    in_feed = bool(row.feed_member) and _alive(expires, now)
+    entry = _feed_entry(row.feed_adds, row.feed_member, row.feed_data_bag, row.feed_expires_at, now)
+    in_feed = entry is not None
     held = row.feed_held
     cleared: int | None = None
     if in_feed or held:
@@ -144,19 +146,22 @@ def effective_from_user_row(
     if override_decides(state, row.override_version, row.override_resets, held):
         if state != "add":
             return None
-        bag = row.feed_data_bag if in_feed else None
+        bag = entry[0] if in_feed and entry is not None else None
         return Member(
             row.segment_id,
             user_key,
             "override",
             None,
             bag,
-            row.override_metadata,
-            row.override_reference_id,
-            row.override_description,
+            *village_fields(
+                row.override_village,
+                row.override_metadata,
+                row.override_reference_id,
+                row.override_description,
+            ),
         )
-    if in_feed:
-        return Member(row.segment_id, user_key, "feed", expires, row.feed_data_bag)
+    if in_feed and entry is not None:
+        return Member(row.segment_id, user_key, "feed", entry[1], entry[0])
     return None
 
 
@@ -172,22 +177,21 @@ def _merge(
     o = next(overrides, None)
     while f is not None or o is not None:
         if f is not None and (o is None or f.user_key < o.user_key):
-            expires = aware(f.expires_at)
-            if f.command_id is not None and _alive(expires, now):
-                yield Member(segment_id, f.user_key, "feed", expires, f.data_bag)
+            entry = _feed_entry(f.adds, f.command_id, f.data_bag, f.expires_at, now)
+            if entry is not None:
+                yield Member(segment_id, f.user_key, "feed", entry[1], entry[0])
             f = next(feed, None)
         elif o is not None and (f is None or o.user_key < f.user_key):
             if o.state == "add" and override_decides(o.state, o.state_version, o.resets, None):
                 yield _override_member(segment_id, o, None)
             o = next(overrides, None)
         elif f is not None and o is not None:
-            expires = aware(f.expires_at)
-            in_feed = f.command_id is not None and _alive(expires, now)
+            entry = _feed_entry(f.adds, f.command_id, f.data_bag, f.expires_at, now)
             if override_decides(o.state, o.state_version, o.resets, f.held):
                 if o.state == "add":
-                    yield _override_member(segment_id, o, f.data_bag if in_feed else None)
-            elif in_feed:
-                yield Member(segment_id, f.user_key, "feed", expires, f.data_bag)
+                    yield _override_member(segment_id, o, entry[0] if entry else None)
+            elif entry is not None:
+                yield Member(segment_id, f.user_key, "feed", entry[1], entry[0])
             f = next(feed, None)
             o = next(overrides, None)
 
@@ -199,10 +203,55 @@ def _override_member(segment_id: str, o: Any, data_bag: str | None) -> Member:
         "override",
         None,
         data_bag,
-        o.metadata,
-        o.reference_id,
-        o.description,
+        *village_fields(o.village, o.metadata, o.reference_id, o.description),
     )
+
+
+FeedEntry = tuple[str | None, datetime | None]
+
+
+def live_add(adds: Any, now: datetime) -> FeedEntry | None:
+    """(data_bag, expires_at) of the add that decides a feed row, or None when none is live.
+
+    ``adds``: command_id -> (data_bag, expires_at) of the adds at the row's version (an add
+    overwrites the map, so only equal-version adds share it). Of the live ones, the one that
+    keeps the user longest decides (no expiry is longest), then the greatest command_id: one
+    command's whole row, the same in every delivery order. Taking it among the live ones is
+    the same as taking it among all: any live one outlasts every expired one.
+    """
+    best: tuple[bool, datetime, str] | None = None
+    found: FeedEntry | None = None
+    for command_id, (data_bag, expires_at) in adds.items():
+        expires = aware(expires_at)
+        if not _alive(expires, now):
+            continue
+        rank = (expires is None, expires or now, command_id)
+        if best is None or rank > best:
+            best, found = rank, (data_bag, expires)
+    return found
+
+
+def _feed_entry(
+    adds: Any, written: Any, data_bag: str | None, expires_at: datetime | None, now: datetime
+) -> FeedEntry | None:
+    """A feed row's live (data_bag, expires_at): from ``adds`` (V010 on), else from the row
+    written before V010 (``written``: its command_id or feed_member cell)."""
+    if adds:
+        return live_add(adds, now)
+    expires = aware(expires_at)
+    if written is None or written is False or not _alive(expires, now):
+        return None
+    return data_bag, expires
+
+
+def village_fields(
+    village: Any, metadata: str | None, reference_id: str | None, description: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """(metadata, reference_id, description) of an override: from the ``village`` cell
+    (kind, command_id, metadata, reference_id, description; V010 on), else the V007 columns."""
+    if village is not None:
+        return village[2], village[3], village[4]
+    return metadata, reference_id, description
 
 
 def _alive(expires_at: datetime | None, now: datetime) -> bool:

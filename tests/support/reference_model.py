@@ -7,6 +7,12 @@ read-time filters): the model-based tests compare the consumer's Cassandra state
 Per (segment, user): the feed layer (in with data bag and expiry, or out) and the Village
 override: none, ``hard`` (add/block decide) or ``held`` (a reset kept the status it found;
 the next feed change hands the decision back to the feed layer).
+
+Equal versions (issue 14.6): commands of one version apply in the tie order below, and among
+commands of one kind by command_id (the greater last, so it wins). Adds of one version all
+stay candidates of the feed row (a later version replaces them, a removal at that version
+deletes them); the row is the live candidate that keeps the user longest (no expiry is
+longest), then the greatest command_id - one command's data bag and expiry, never a mix.
 """
 
 from __future__ import annotations
@@ -52,18 +58,19 @@ class _Override:
     mode: str  # "hard" | "held"
 
 
-def _when(cmd: CommandRecord) -> tuple[int, int]:
+def _when(cmd: CommandRecord) -> tuple[int, int, str]:
     op = Operation(cmd["operation"])
     # A replace clears at version - 1: after every command of that version.
     version = cmd["version"] - 1 if op is Operation.REPLACE_END else cmd["version"]
-    return version, _TIE_RANK[op]
+    return version, _TIE_RANK[op], cmd["command_id"]
 
 
 def effective_state(
     commands: Iterable[CommandRecord], now_ms: int
 ) -> dict[str, dict[str, Membership]]:
     """segment -> user_key -> Membership, for every effective member."""
-    feed: dict[tuple[str, str], tuple[str | None, int | None]] = {}
+    # (version, candidates: (command_id, data_bag, expires_at_ms) of the adds at that version)
+    feed: dict[tuple[str, str], tuple[int, list[tuple[str, str | None, int | None]]]] = {}
     overrides: dict[tuple[str, str], _Override] = {}
     last_fields: dict[tuple[str, str], tuple[str | None, str | None, str | None]] = {}
     for cmd in sorted(commands, key=_when):
@@ -88,10 +95,16 @@ def effective_state(
             if op in (Operation.FEED_ADD, Operation.FEED_REMOVE, Operation.REPLACE_MEMBER):
                 if op is Operation.FEED_REMOVE:
                     feed.pop(key, None)
-                elif op is Operation.FEED_ADD:
-                    feed[key] = (cmd["data_bag"], cmd["expires_at_ms"])
                 else:
-                    feed[key] = (None, None)
+                    add = (cmd["command_id"], cmd["data_bag"], cmd["expires_at_ms"])
+                    if op is Operation.REPLACE_MEMBER:
+                        add = (cmd["command_id"], None, None)
+                    version = cmd["version"]
+                    same = feed.get(key)
+                    if same is not None and same[0] == version:
+                        same[1].append(add)
+                    else:
+                        feed[key] = (version, [add])
                 kept = overrides.get(key)
                 if kept is not None and kept.mode == "held":
                     del overrides[key]  # the feed change decides from now on
@@ -108,8 +121,8 @@ def effective_state(
     result: dict[str, dict[str, Membership]] = {}
     for key in set(feed) | set(overrides):
         segment_id, user = key
-        entry = feed.get(key)
-        in_feed = entry is not None and (entry[1] is None or entry[1] > now_ms)
+        entry = _decides(feed[key][1], now_ms) if key in feed else None
+        in_feed = entry is not None
         decides = overrides.get(key)
         if decides is not None:
             if decides.state == "add":
@@ -121,3 +134,14 @@ def effective_state(
         elif in_feed and entry is not None:
             result.setdefault(segment_id, {})[user] = Membership("feed", entry[0], entry[1])
     return result
+
+
+def _decides(
+    candidates: list[tuple[str, str | None, int | None]], now_ms: int
+) -> tuple[str | None, int | None] | None:
+    """(data_bag, expires_at_ms) of the equal-version add that decides, None if none is live."""
+    live = [c for c in candidates if c[2] is None or c[2] > now_ms]
+    if not live:
+        return None
+    _, data_bag, expires = max(live, key=lambda c: (c[2] is None, c[2] or 0, c[0]))
+    return data_bag, expires

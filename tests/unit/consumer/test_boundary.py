@@ -35,7 +35,7 @@ CTX = Context(now_ms=1_750_000_000_000, events_ttl_s=90 * 86_400)
 LONG_MIN, LONG_MAX = -(1 << 63), (1 << 63) - 1
 INT_MAX = (1 << 31) - 1
 # Where the bound values of each statement hold a TTL (CQL int, 0 = none, at most 20 years).
-TTL_AT = {Stmt.FEED_UPSERT_SEGMENT: 7, Stmt.FEED_UPSERT_USER: 1, Stmt.EVENT: 9}
+TTL_AT = {Stmt.FEED_UPSERT_SEGMENT: 8, Stmt.FEED_UPSERT_USER: 1, Stmt.EVENT: 9}
 # Where they hold a CQL timestamp (ms; year 9999 at most) and the last CQL date of year 9999.
 TIMESTAMP_AT = {
     Stmt.FEED_UPSERT_SEGMENT: 4,
@@ -71,12 +71,15 @@ def assert_bindable(record: CommandRecord, writes: list[Write]) -> None:
             continue  # a 1000-segment command: one write of each shape is checked in full
         seen.add(shape)
         for value in write.values:
-            assert value is None or value is UNSET or type(value) in (str, int, dict, set), (
+            assert value is None or value is UNSET or type(value) in (str, int, dict, set, tuple), (
                 write.stmt,
                 type(value),
             )
             if type(value) is set:  # a reset's held versions: set<bigint>
                 assert all(type(v) is int and LONG_MIN <= v <= LONG_MAX for v in value)
+            elif type(value) is tuple:  # the override's Village cell: tuple<text x 5>
+                assert len(value) == 5
+                assert all(v is None or type(v) is str for v in value)
             elif type(value) is int:
                 assert LONG_MIN <= value <= LONG_MAX, write.stmt
             elif isinstance(value, str) and value in (record["user_key"], record["command_id"]):

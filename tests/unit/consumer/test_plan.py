@@ -80,8 +80,14 @@ def test_feed_add_without_expiry_is_a_live_row_without_ttl() -> None:
     writes = plan_command(record("FEED_ADD", data_bag='{"a":1}'), [segment()], CTX)
     bucket = bucket_of(USER, 8)
     assert writes == [
-        Write(Stmt.FEED_UPSERT_SEGMENT, ("s1", bucket, USER, '{"a":1}', None, CID, VERSION, 0)),
-        Write(Stmt.FEED_UPSERT_USER, (VERSION, 0, '{"a":1}', None, USER, "s1")),
+        Write(
+            Stmt.FEED_UPSERT_SEGMENT,
+            ("s1", bucket, USER, '{"a":1}', None, CID, {CID: ('{"a":1}', None)}, VERSION, 0),
+        ),
+        Write(
+            Stmt.FEED_UPSERT_USER,
+            (VERSION, 0, '{"a":1}', None, {CID: ('{"a":1}', None)}, USER, "s1"),
+        ),
         event("add"),
     ]
 
@@ -103,13 +109,19 @@ def test_feed_add_ttl_counts_whole_seconds_up_to_the_limit(expires_at_ms: int, t
     assert writes[0].values[-1] == ttl
     assert writes[1].values[1] == ttl
     assert writes[0].values[4] == writes[1].values[3] == expires_at_ms
+    assert writes[0].values[6] == writes[1].values[4] == {CID: (None, expires_at_ms)}
 
 
 @pytest.mark.parametrize("expires_at_ms", [0, NOW_MS - 1, NOW_MS])
-def test_feed_add_already_expired_removes_at_its_version(expires_at_ms: int) -> None:
+def test_feed_add_already_expired_removes_below_its_version(expires_at_ms: int) -> None:
+    """It supersedes lower versions like any add, and leaves its own version's cells (other
+    adds, a reset's hold) alone, as a live add does (issue 14.6)."""
     writes = plan_command(record("FEED_ADD", expires_at_ms=expires_at_ms), [segment()], CTX)
-    assert stmts(writes) == [Stmt.FEED_DELETE_SEGMENT, Stmt.FEED_DELETE_USER, Stmt.EVENT]
-    assert writes[2] == event("add")
+    assert writes == [
+        Write(Stmt.FEED_DELETE_SEGMENT, (VERSION - 1, "s1", bucket_of(USER, 8), USER)),
+        Write(Stmt.FEED_DELETE_USER, (VERSION - 1, USER, "s1")),
+        event("add"),
+    ]
 
 
 def test_feed_remove_is_two_tombstones_and_an_event() -> None:
@@ -130,13 +142,13 @@ def test_override_set(operation: str, state: str) -> None:
         [segment()],
         CTX,
     )
-    village = ('{"k":"v"}', "r", "d")
+    village = (state, CID, '{"k":"v"}', "r", "d")
     assert writes == [
         Write(
             Stmt.OVERRIDE_SET_SEGMENT,
-            ("s1", bucket_of(USER, 8), USER, state, CID, *village, VERSION),
+            ("s1", bucket_of(USER, 8), USER, state, CID, village, VERSION),
         ),
-        Write(Stmt.OVERRIDE_SET_USER, (VERSION, state, *village, USER, "s1")),
+        Write(Stmt.OVERRIDE_SET_USER, (VERSION, state, village, USER, "s1")),
         event(state),
     ]
 
@@ -147,13 +159,14 @@ def test_override_reset_holds_the_status_and_deletes_nothing() -> None:
     writes = plan_command(record("OVERRIDE_RESET"), [segment()], CTX)
     bucket = bucket_of(USER, 8)
     held = {VERSION}
+    village = ("reset", CID, None, None, None)
     assert writes == [
         Write(
             Stmt.OVERRIDE_RESET_SEGMENT,
-            (VERSION, held, CID, None, None, None, "s1", bucket, USER),
+            (VERSION, held, CID, village, "s1", bucket, USER),
         ),
         Write(Stmt.FEED_HOLD_SEGMENT, (VERSION, held, "s1", bucket, USER)),
-        Write(Stmt.OVERRIDE_RESET_USER, (VERSION, held, held, None, None, None, USER, "s1")),
+        Write(Stmt.OVERRIDE_RESET_USER, (VERSION, held, held, village, USER, "s1")),
         event("reset"),
     ]
 
@@ -220,7 +233,8 @@ def test_replace_member_is_a_feed_add_event_replace_and_a_profile() -> None:
         Stmt.EVENT,
         Stmt.PROFILE_UPSERT,
     ]
-    assert writes[0].values == ("s1", bucket_of(user, 8), user, None, None, CID, VERSION, 0)
+    adds = {CID: (None, None)}
+    assert writes[0].values == ("s1", bucket_of(user, 8), user, None, None, CID, adds, VERSION, 0)
     assert writes[2].values[2] == event_shard(user)
     assert writes[2].values[6] == "replace"
     assert writes[3].values == (

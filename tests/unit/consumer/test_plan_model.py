@@ -8,7 +8,9 @@ cells, an UPDATE only its cells; every cell carries its write timestamp and the 
 wins; at equal timestamps a tombstone beats an expiring cell, which beats a plain one, then
 the greater value wins (``Cells.reconcile``). A set is one cell per element plus a
 collection deletion: ``s = s + ?`` adds elements, ``s = null`` (INSERT or UPDATE) deletes
-the set at timestamp - 1 (CQL's collection overwrite), ``DELETE s`` at the timestamp. A row
+the set at timestamp - 1 (CQL's collection overwrite), ``DELETE s`` at the timestamp; a map
+``m = ?`` is that overwrite plus one cell per key. A frozen tuple is one cell whose values
+compare component by component (null first). A row
 deletion hides everything of the row written at or below it, a partition deletion everything
 of the partition; a row is returned while its marker or any cell or element is live. TTLs
 are not modelled: the readers hide an expired feed cell by its ``expires_at`` before its TTL
@@ -69,10 +71,13 @@ class SetAdd:
 Cell = tuple[int, bool, int, Any]
 
 
-def _value_bytes(value: Any) -> bytes:
-    """The serialized value Cassandra compares at equal timestamps (text, boolean, bigint)."""
+def _value_bytes(value: Any) -> Any:
+    """The serialized value Cassandra compares at equal timestamps (text, boolean, bigint; a
+    frozen tuple component by component, a null component first)."""
     if value is None:
         return b""
+    if isinstance(value, tuple):
+        return tuple((0, b"") if v is None else (1, _value_bytes(v)) for v in value)
     if isinstance(value, bool):
         return b"\x01" if value else b"\x00"
     if isinstance(value, int):
@@ -81,7 +86,7 @@ def _value_bytes(value: Any) -> bytes:
     return value.encode()
 
 
-def _reconcile_rank(cell: Cell) -> tuple[int, bool, bool, int, bytes]:
+def _reconcile_rank(cell: Cell) -> tuple[int, bool, bool, int, Any]:
     ts, tombstone, ttl, value = cell
     return ts, tombstone or ttl > 0, tombstone, ttl, _value_bytes(value)
 
@@ -92,6 +97,7 @@ class _Row:
     deleted: int = -1  # row tombstone
     cells: dict[str, Cell] = field(default_factory=dict)
     sets: dict[str, tuple[int, dict[int, int]]] = field(default_factory=dict)
+    maps: dict[str, tuple[int, dict[str, tuple[int, Any]]]] = field(default_factory=dict)
 
 
 # The membership tables the readers read (schemas/cql): their set columns (every other
@@ -103,6 +109,7 @@ SET_COLUMNS = {
     "segments_by_user": {"override_resets", "feed_held"},
     "segments": set[str](),
 }
+MAP_COLUMNS = {"feed_by_segment": {"adds"}, "segments_by_user": {"feed_adds"}}
 PRIMARY_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "feed_by_segment": (("segment_id", "bucket"), ("user_key",)),
     "override_by_segment": (("segment_id", "bucket"), ("user_key",)),
@@ -167,6 +174,14 @@ class CellStore:
         for column, value in columns.items():
             if value is UNSET:
                 continue
+            if column in MAP_COLUMNS.get(table, ()):
+                assert isinstance(value, dict), (table, column, value)
+                deleted, entries = self.maps_of(row, column)
+                row.maps[column] = (max(deleted, ts - 1), entries)
+                for key, element in value.items():
+                    if key not in entries or entries[key][0] < ts:
+                        entries[key] = (ts, element)
+                continue
             if column in SET_COLUMNS[table]:
                 deleted, elements = row.sets.setdefault(column, (-1, {}))
                 if isinstance(value, SetAdd):
@@ -196,11 +211,18 @@ class CellStore:
             row.deleted = max(row.deleted, ts)
             return
         for column in columns:
-            if column in SET_COLUMNS[table]:
+            if column in MAP_COLUMNS.get(table, ()):
+                deleted, entries = self.maps_of(row, column)
+                row.maps[column] = (max(deleted, ts), entries)
+            elif column in SET_COLUMNS[table]:
                 deleted, elements = row.sets.setdefault(column, (-1, {}))
                 row.sets[column] = (max(deleted, ts), elements)
             else:
                 self._write(table, pk, ck, ts, 0, {column: None}, False)
+
+    @staticmethod
+    def maps_of(row: _Row, column: str) -> tuple[int, dict[str, tuple[int, Any]]]:
+        return row.maps.setdefault(column, (-1, {}))
 
     def apply(self, write: Write) -> None:
         """One planned write, as its CQL in ``consumer.statements`` says: the statement's text
@@ -277,6 +299,13 @@ class CellStore:
                 if kept:
                     values[column] = kept
                     live = True
+            for column, (deleted, entries) in row.maps.items():
+                mapped = {
+                    k: _naive_pair(v) for k, (ts, v) in entries.items() if ts > max(floor, deleted)
+                }
+                if mapped:
+                    values[column] = mapped
+                    live = True
             if live:
                 out.append(SimpleNamespace(ck=ck, values=values))
         return out
@@ -298,6 +327,7 @@ class CellStore:
                         expires_at=_naive(row.values.get("expires_at")),
                         command_id=row.values.get("command_id"),
                         held=row.values.get("held"),
+                        adds=row.values.get("adds"),
                     )
                     for row in self.select("feed_by_segment", pk)
                 )
@@ -310,6 +340,7 @@ class CellStore:
                         metadata=row.values.get("metadata"),
                         reference_id=row.values.get("reference_id"),
                         description=row.values.get("description"),
+                        village=row.values.get("village"),
                     )
                     for row in self.select("override_by_segment", pk)
                 )
@@ -336,11 +367,18 @@ class CellStore:
                     override_metadata=v.get("override_metadata"),
                     override_reference_id=v.get("override_reference_id"),
                     override_description=v.get("override_description"),
+                    feed_adds=v.get("feed_adds"),
+                    override_village=v.get("override_village"),
                 )
                 member = effective_from_user_row(read, user, self._cleared_at, NOW)
                 if member is not None:
                     _put(state, member)
         return state
+
+
+def _naive_pair(element: tuple[str | None, int | None]) -> tuple[str | None, datetime | None]:
+    """A map element (data_bag, expires_at) as the driver returns it."""
+    return element[0], _naive(element[1])
 
 
 def _naive(ms: int | None) -> datetime | None:
@@ -366,7 +404,8 @@ def _command(rng: random.Random, version: int) -> list[CommandRecord]:
     """One command (or a whole replace: BEGIN, members, END at one version)."""
     kind = rng.choice(("add", "add", "remove", "override", "replace"))
     segment_ids = rng.sample(sorted(SEGMENTS), rng.choice((1, 1, 2)))
-    common: dict[str, Any] = {"command_id": f"c{version}", "execution_id": "e", "version": version}
+    command_id = f"c{version}-{rng.getrandbits(64):x}"  # distinct ids, also at one version
+    common: dict[str, Any] = {"command_id": command_id, "execution_id": "e", "version": version}
     if kind == "replace":
         segment = [segment_ids[0]]
         members = rng.sample(USERS[:2], rng.randint(0, 2))
@@ -461,6 +500,10 @@ def _fill_person(record: CommandRecord) -> CommandRecord:
 def test_planned_writes_in_any_order_give_the_reference_membership(seed: int, size: int) -> None:
     rng = random.Random(seed)
     versions = rng.sample(range(1_700_000_000_000_000, 1_700_000_000_000_100), size)
+    # Equal versions (issue 14.6): a third of the commands share an earlier one's version.
+    versions = [
+        rng.choice(versions[:i]) if i and rng.random() < 0.3 else v for i, v in enumerate(versions)
+    ]
     commands = [_fill_person(c) for v in versions for c in _command(rng, v)]
     writes: list[Write] = []
     for record in commands:
@@ -471,6 +514,69 @@ def test_planned_writes_in_any_order_give_the_reference_membership(seed: int, si
         rng.shuffle(writes)
         store = CellStore()
         for write in writes + rng.sample(writes, len(writes) // 3):  # a replay on top
+            store.apply(write)
+        assert store.by_segment() == expected
+        assert store.by_user() == expected
+
+
+TIE_VERSION = 1_700_000_000_000_050
+
+
+def _tie_add(command_id: str, bag: str | None, expires: int | None) -> CommandRecord:
+    return command_record(
+        command_id=command_id,
+        execution_id="e",
+        operation="FEED_ADD",
+        version=TIE_VERSION,
+        user_key=USERS[0],
+        segment_ids=["s2"],
+        expires_at_ms=expires,
+        data_bag=bag,
+    )
+
+
+def _tie_village(command_id: str, operation: str, metadata: str | None) -> CommandRecord:
+    return command_record(
+        command_id=command_id,
+        execution_id="e",
+        operation=operation,
+        version=TIE_VERSION,
+        user_key=USERS[0],
+        segment_ids=["s2"],
+        metadata=metadata,
+        reference_id=f"ref-{command_id}",
+        description=None,
+    )
+
+
+EXPIRIES = (None, NOW_MS - 1, NOW_MS + 10**6, NOW_MS + 2 * 10**6)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from((None, '"a"', '"b"')), st.sampled_from(EXPIRIES)),
+        min_size=2,
+        max_size=4,
+    ),
+    st.lists(st.sampled_from(("OVERRIDE_ADD", "OVERRIDE_BLOCK", "OVERRIDE_RESET")), max_size=3),
+    st.randoms(use_true_random=False),
+)
+def test_equal_version_commands_keep_one_commands_whole_row(
+    adds: list[tuple[str | None, int | None]], village: list[str], rng: random.Random
+) -> None:
+    """Issue 14.6: adds (and Village commands) at one version about one user and segment give
+    one command's data bag *and* expiry (and one command's Village fields), in every order."""
+    commands = [_tie_add(f"c{i}", bag, exp) for i, (bag, exp) in enumerate(adds)]
+    commands += [_tie_village(f"v{i}", op, f'{{"m":{i}}}') for i, op in enumerate(village)]
+    expected = effective_state(commands, NOW_MS)
+    member = expected.get("s2", {}).get(USERS[0])
+    if member is not None and member.via == "feed":
+        assert (member.data_bag, member.expires_at_ms) in adds  # one add's whole row
+    writes = [w for record in commands for w in plan_command(record, [SEGMENTS["s2"]], CTX)]
+    for _ in range(4):
+        rng.shuffle(writes)
+        store = CellStore()
+        for write in writes:
             store.apply(write)
         assert store.by_segment() == expected
         assert store.by_user() == expected
