@@ -17,7 +17,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from segflow.cli_flags import COMPLETE_FILE, SettingFlags, add_output_flag, print_json, settings_from
+from segflow.cli_flags import (
+    COMPLETE_FILE,
+    SettingFlags,
+    add_output_flag,
+    print_json,
+    settings_from,
+)
 from segflow.contract.errors import SchemaEvolutionError
 from segflow.contract.schema import (
     SchemaVersion,
