@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from segflow.cli_flags import SettingFlags, add_output_flag, print_json, settings_from
+from segflow.contract.codec import codec_with_writer_schemas
+from segflow.contract.errors import SchemaEvolutionError
 from segflow.contract.user_keys import UserKeyError, canonical_user_key
 from segflow.db.membership import Member, MembershipReader
 from segflow.db.registry import Segment, SegmentRegistry
@@ -32,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     SettingFlags(consume, ConsumeSettings).field("consumer.group_id", "--group").field(
         "consumer.workers"
-    ).field("consumer.http_port")
+    ).field("consumer.http_port").field("consumer.writer_schema_dir")
     consume.set_defaults(handler=_consume)
 
     members = subparsers.add_parser("members", help="list a segment's effective members")
@@ -78,6 +80,10 @@ def _consume(args: argparse.Namespace) -> int:
     from consumer.supervisor import run_workers
 
     settings = settings_from(args, ConsumeSettings)
+    try:  # once, here: a refused writer schema is one line and exit 2, not N worker tracebacks
+        codec_with_writer_schemas(settings.consumer.writer_schema_dir)
+    except SchemaEvolutionError as exc:
+        raise SegflowError(f"consumer not started: {exc}", ExitCode.USAGE) from None
     return run_workers(settings, settings.consumer.workers, args.until_idle)
 
 

@@ -1,10 +1,12 @@
 """The dead-letter topic: records that can never be applied, with the reason, never lost.
 
 A dead-lettered record keeps its original key, value and headers; ``dlq.*`` headers say why
-(``reason`` is a short code such as ``undecodable``, ``invalid`` or ``unknown_segment``,
-``error`` the detail) and where it came from (original topic, partition, offset, execution
-id). The consumer only stores an offset after the dead-letter write is acknowledged, so a
-poison record is neither lost nor able to block its partition.
+(``reason`` is a short code such as ``undecodable``, ``unknown_schema``, ``invalid`` or
+``unknown_segment``, ``error`` the detail) and where it came from (original topic,
+partition, offset, execution id; for ``unknown_schema`` the writer schema fingerprint).
+``segflow dlq`` reads them back and replays letters once their cause is fixed. The
+consumer only stores an offset after the dead-letter write is acknowledged, so a poison
+record is neither lost nor able to block its partition.
 
 Three things would otherwise turn one poison record into a crash loop or a stuck partition:
 
@@ -37,6 +39,16 @@ from segflow.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 ERROR_HEADER_MAX_BYTES = 4096
+# The headers a dead letter gets on top of the original ones (``segflow dlq`` reads them and
+# strips every ``dlq.*`` header again when it replays a letter).
+DLQ_PREFIX = "dlq."
+REASON = "dlq.reason"
+ERROR = "dlq.error"
+ORIGINAL_TOPIC = "dlq.original.topic"
+ORIGINAL_PARTITION = "dlq.original.partition"
+ORIGINAL_OFFSET = "dlq.original.offset"
+EXECUTION_ID = "dlq.execution_id"
+SCHEMA_FINGERPRINT = "dlq.schema.fingerprint"
 VALUE_DROPPED = "dlq.value.dropped"
 REDACTED = "<redacted>"
 # A fatal producer is replaced at most this many times per batch before the batch is reported
@@ -94,6 +106,8 @@ class DeadLetter:
     error: str
     execution_id: str | None
     original_headers: list[tuple[str, bytes]]
+    # ``unknown_schema`` letters: the writer schema fingerprint the record named (0x + hex).
+    schema_fingerprint: str | None = None
 
 
 class DeadLetterError(RuntimeError):
@@ -109,14 +123,16 @@ def headers_of(letter: DeadLetter, value_dropped: bool = False) -> Headers:
     error = scrub_error(letter.error, letter.key).encode()[:ERROR_HEADER_MAX_BYTES]
     headers: Headers = [
         *letter.original_headers,
-        ("dlq.reason", letter.reason.encode()),
-        ("dlq.error", error),
-        ("dlq.original.topic", letter.topic.encode()),
-        ("dlq.original.partition", str(letter.partition).encode()),
-        ("dlq.original.offset", str(letter.offset).encode()),
+        (REASON, letter.reason.encode()),
+        (ERROR, error),
+        (ORIGINAL_TOPIC, letter.topic.encode()),
+        (ORIGINAL_PARTITION, str(letter.partition).encode()),
+        (ORIGINAL_OFFSET, str(letter.offset).encode()),
     ]
     if letter.execution_id:
-        headers.append(("dlq.execution_id", letter.execution_id.encode()))
+        headers.append((EXECUTION_ID, letter.execution_id.encode()))
+    if letter.schema_fingerprint:
+        headers.append((SCHEMA_FINGERPRINT, letter.schema_fingerprint.encode()))
     if value_dropped:
         headers.append((VALUE_DROPPED, str(len(letter.value or b"")).encode()))
     return headers

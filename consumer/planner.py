@@ -7,6 +7,7 @@ segments is applied to all of them or dead-lettered whole, never half.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
 from typing import Any
@@ -14,11 +15,12 @@ from typing import Any
 from consumer.batch import PlannedBatch, Write
 from consumer.dead_letter import DeadLetter
 from consumer.plan import Context, plan_command
-from segflow.contract.codec import Codec
+from segflow.contract.codec import Codec, writer_fingerprint
 from segflow.contract.enums import SEGMENT_LEVEL_OPERATIONS
-from segflow.contract.errors import DecodeError
+from segflow.contract.errors import DecodeError, DecodeReason
 from segflow.contract.models import InvalidCommandError
 from segflow.contract.records import CommandRecord
+from segflow.contract.schema import fingerprint_text
 from segflow.contract.validation import check_record
 from segflow.db.executions import ExecutionStore
 from segflow.db.registry import Segment, SegmentRegistry
@@ -62,9 +64,7 @@ class CommandPlanner:
             try:
                 record = self._codec.decode(message.value() or b"")
             except DecodeError as exc:
-                batch.dead_letters.append(
-                    _letter(message, headers, "undecodable", str(exc), execution_id)
-                )
+                batch.dead_letters.append(_undecodable(message, headers, exc, execution_id))
                 _mark(dead, execution_id, sequence)
                 continue
             execution_id = record["execution_id"] or execution_id
@@ -162,6 +162,19 @@ def _header(headers: list[tuple[str, bytes | None]], name: str) -> str | None:
         if key == name and value:
             return value.decode("utf-8", errors="replace")
     return None
+
+
+def _undecodable(
+    message: Any, headers: list[tuple[str, Any]], exc: DecodeError, execution_id: str | None
+) -> DeadLetter:
+    """``unknown_schema`` (a well-formed header naming a writer schema nobody configured:
+    fixed by adding the schema, then replaying) apart from ``undecodable`` (broken bytes)."""
+    letter = _letter(message, headers, "undecodable", str(exc), execution_id)
+    if exc.reason is not DecodeReason.UNKNOWN_FINGERPRINT:
+        return letter
+    fingerprint = writer_fingerprint(message.value() or b"")
+    shown = fingerprint_text(fingerprint) if fingerprint is not None else None
+    return dataclasses.replace(letter, reason="unknown_schema", schema_fingerprint=shown)
 
 
 def _letter(

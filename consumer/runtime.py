@@ -19,7 +19,7 @@ from consumer.metrics import ConsumerMetrics
 from consumer.planner import CommandPlanner
 from consumer.statements import prepare_all
 from consumer.writer import CassandraWriter
-from segflow.contract.codec import default_codec
+from segflow.contract.codec import codec_with_writer_schemas
 from segflow.db.executions import ExecutionStore
 from segflow.db.probe import CassandraProbe
 from segflow.db.registry import SegmentRegistry
@@ -69,7 +69,7 @@ def build(settings: ConsumeSettings) -> Consumer:
             request_timeout_s=settings.cassandra.request_timeout_s,
         )
         planner = CommandPlanner(
-            default_codec(),
+            codec_with_writer_schemas(opts.writer_schema_dir),
             SegmentRegistry(session, opts.default_bucket_count, opts.registry_cache_ttl_s),
             ExecutionStore(session),
             opts.unknown_segment_policy,

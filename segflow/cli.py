@@ -28,11 +28,13 @@ DEVELOPMENT_COMMANDS = ("stack", "demo")
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every capability's subcommands registered."""
     from consumer.cli import register as register_consumer
+    from consumer.dlq_cli import register as register_dlq
     from http_api.export.cli import register as register_export
     from producer_tools.cli import register as register_upload
     from segflow.config_cli import register as register_config
     from segflow.db.cli import register as register_db
     from segflow.demo import register as register_demo
+    from segflow.schemas_cli import register as register_schemas
     from segflow.stack.cli import register as register_stack
     from segflow.topics_cli import register as register_topics
 
@@ -59,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         register_export,
         register_db,
         register_topics,
+        register_dlq,
+        register_schemas,
         register_config,
         _register_completion,
         register_stack,

@@ -9,6 +9,7 @@ from segflow.cli_flags import field_default, settings_from, type_name
 from segflow.settings import (
     ClientSettings,
     ConsumeSettings,
+    DeadLetterSettings,
     MigrateSettings,
     SegflowSettings,
     ServeSettings,
@@ -19,10 +20,11 @@ from segflow.settings import (
 from segflow.settings_load import env_name, mentions_secret, section_models
 
 # README order: the clients' connections first, then each process's own section.
-SECTION_ORDER = ("kafka", "cassandra", "consumer", "upload", "serve", "log", "stack")
+SECTION_ORDER = ("kafka", "cassandra", "consumer", "upload", "serve", "dlq", "log", "stack")
 PROCESSES: dict[str, type[SegflowSettings]] = {
     "client": ClientSettings,
     "consume": ConsumeSettings,
+    "dlq": DeadLetterSettings,
     "migrate": MigrateSettings,
     "serve": ServeSettings,
     "stack": StackProcessSettings,

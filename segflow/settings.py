@@ -298,6 +298,12 @@ class ConsumerOptions(BaseModel):
         le=65536,
         description="Membership partitions per new segment (fixed at creation).",
     )
+    writer_schema_dir: Path | None = Field(
+        default=None,
+        description="Directory of extra writer schemas (*.avsc) producers may write with, "
+        "each checked against the current schema at start-up (an incompatible one stops "
+        "the consumer, named).",
+    )
     retry_initial_s: float = Field(default=0.2, gt=0, description="First write retry delay.")
     retry_max_s: float = Field(default=5.0, gt=0, description="Longest write retry delay.")
     retry_attempts: int = Field(
@@ -316,6 +322,44 @@ class ConsumerOptions(BaseModel):
         description="Change events are kept so long (Cassandra's TTL limit is 20 years).",
     )
     idle_exit_s: float = Field(default=5.0, gt=0, description="--until-idle: quiet period.")
+
+
+class DeadLetterOptions(BaseModel):
+    """``segflow dlq inspect|replay``: which dead letters to read, and how."""
+
+    reason: CommaList = Field(
+        default_factory=list,
+        description="Only dead letters with these dlq.reason values (comma-separated); "
+        "empty = every reason.",
+    )
+    execution_id: str | None = Field(
+        default=None, description="Only dead letters of this execution (dlq.execution_id)."
+    )
+    partition: int | None = Field(
+        default=None, ge=0, description="Only this partition of the dead-letter topic."
+    )
+    from_offset: int | None = Field(
+        default=None, ge=0, description="First dead-letter topic offset to read (inclusive)."
+    )
+    to_offset: int | None = Field(
+        default=None, ge=0, description="Last dead-letter topic offset to read (inclusive)."
+    )
+    samples: int = Field(
+        default=3, ge=0, le=100, description="inspect: one-line samples shown per reason."
+    )
+    time_bucket: Literal["minute", "hour", "day"] = Field(
+        default="hour", description="inspect: width of the time buckets counted."
+    )
+    dry_run: bool = Field(
+        default=False, description="replay: count what would be sent, send nothing."
+    )
+    read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Give up when the dead-letter topic sends nothing for so long.",
+    )
+
+    _split = field_validator("reason", mode="before")(_split_commas)
 
 
 class UploadOptions(BaseModel):
@@ -594,6 +638,13 @@ class ConsumeSettings(SegflowSettings):
                 f"below {bound:g} s (max.poll.interval.ms and the liveness window)"
             )
         return self
+
+
+class DeadLetterSettings(SegflowSettings):
+    """``segflow dlq inspect|replay``."""
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    dlq: DeadLetterOptions = Field(default_factory=DeadLetterOptions)
 
 
 class UploadSettings(SegflowSettings):

@@ -2,9 +2,9 @@
 
 A record value is ``0xC3 0x01``, the 8-byte little-endian CRC-64-AVRO fingerprint of the
 writer schema's Parsing Canonical Form, then the Avro binary body. The fingerprint lets a
-consumer decode records written by any schema version kept in ``schemas/`` (resolved to the
-current reader schema) and refuse anything else with a precise reason, without a schema
-registry service.
+consumer decode records written by any schema version kept in ``schemas/``, or put in the
+consumer's writer-schema directory (resolved to the current reader schema), and refuse
+anything else with a precise reason, without a schema registry service.
 
 Encoding always uses the current schema, through the generated encoder of
 ``segflow.contract.fastenc`` (byte-identical to fastavro's writer, 4-5x faster). Decoding of
@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any, cast
 
 from fastavro import schemaless_reader, schemaless_writer
@@ -30,7 +31,9 @@ from segflow.contract.schema import (
     HEADER_LEN,
     SINGLE_OBJECT_MAGIC,
     SchemaSet,
+    fingerprint_text,
     schema_set,
+    with_writer_schemas,
 )
 
 # Fields with a handful of distinct values per process: their encoding is cached.
@@ -134,8 +137,9 @@ class Codec:
         if writer is None:
             raise DecodeError(
                 DecodeReason.UNKNOWN_FINGERPRINT,
-                f"writer schema fingerprint {fingerprint[::-1].hex()} is not one of the "
-                f"{len(self.schemas.by_fingerprint)} versions kept in schemas/",
+                f"writer schema fingerprint {fingerprint_text(fingerprint)} is not one of the "
+                f"{len(self.schemas.by_fingerprint)} known versions (schemas/ and "
+                "consumer.writer_schema_dir)",
             )
         current = self.schemas.current
         body = io.BytesIO(view)
@@ -163,6 +167,17 @@ class Codec:
 def default_codec() -> Codec:
     """The codec over the schemas shipped with segflow (built once per process)."""
     return Codec(schema_set())
+
+
+def codec_with_writer_schemas(directory: Path | None) -> Codec:
+    """The shipped schemas plus the writer schemas of ``directory`` (``with_writer_schemas``).
+
+    The current schema's generated fast path is the same either way; the extra writer
+    schemas are only ever decoded by fastavro, resolved to the current reader schema.
+    """
+    if directory is None:
+        return default_codec()
+    return Codec(with_writer_schemas(schema_set(), directory))
 
 
 def encode(record: Mapping[str, Any]) -> bytes:

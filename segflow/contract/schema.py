@@ -11,14 +11,16 @@ parse is far too slow to repeat per record.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from fastavro import parse_schema
+from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import to_parsing_canonical_form
+from fastavro.utils import generate_many
 
 from segflow.contract.errors import SchemaEvolutionError
 from segflow.resources import schemas_dir
@@ -126,6 +128,79 @@ def schema_set() -> SchemaSet:
     return load_schema_set(schemas_dir())
 
 
+def read_writer_schema(path: Path) -> SchemaVersion:
+    """Parse a producer's ``.avsc`` file; ``SchemaEvolutionError`` names the file when it is
+    not JSON or not an Avro schema (fastavro's parser is the judge)."""
+    try:
+        return load_version(path)
+    except OSError as exc:
+        raise SchemaEvolutionError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise SchemaEvolutionError(f"{path}: not JSON: {exc}") from None
+    except Exception as exc:  # fastavro raises SchemaParseError, KeyError, TypeError, ...
+        raise SchemaEvolutionError(
+            f"{path}: not an Avro schema: {type(exc).__name__}: {exc}"[:500]
+        ) from None
+
+
+def with_writer_schemas(base: SchemaSet, directory: Path | None) -> SchemaSet:
+    """``base`` plus every ``*.avsc`` of ``directory`` as an extra writer schema.
+
+    This is how a producer's newer schema is accepted without a segflow release: the
+    consumer reads records written with it, resolved to the current reader schema (a
+    producer that adds an optional field has its records applied, the new field dropped).
+    Every file is checked when loaded, so a schema the current one cannot read stops the
+    consumer at start-up, named, instead of dead-lettering every record written with it.
+    Raises ``SchemaEvolutionError`` (a missing directory, an unparsable file, an
+    incompatible schema).
+    """
+    if directory is None:
+        return base
+    if not directory.is_dir():
+        raise SchemaEvolutionError(f"writer schema directory {directory} does not exist")
+    versions = dict(base.by_fingerprint)
+    for path in sorted(directory.glob("*.avsc")):
+        version = read_writer_schema(path)
+        problems = resolution_problems(version, base.current)
+        if problems:
+            raise SchemaEvolutionError(
+                f"writer schema {path} (fingerprint {fingerprint_text(version.fingerprint)}) "
+                f"cannot be read by the current schema {SCHEMA_FILE}: " + "; ".join(problems)
+            )
+        versions.setdefault(version.fingerprint_bytes, version)
+    return SchemaSet(current=base.current, by_fingerprint=versions)
+
+
+def resolution_problems(
+    writer: SchemaVersion, reader: SchemaVersion, samples: int = 20
+) -> list[str]:
+    """Why records written with ``writer`` cannot be read as ``reader`` (empty: they can).
+
+    First the static Avro resolution rules (``readability_problems``, which name the field),
+    then fastavro itself: ``samples`` generated records are written with ``writer`` and read
+    back resolved to ``reader``, so a rule the static check misses still fails here, at
+    start-up, rather than per record.
+    """
+    problems = readability_problems(writer.raw, reader.raw)
+    if problems or writer.fingerprint == reader.fingerprint:
+        return problems
+    try:
+        for record in generate_many(writer.parsed, samples):
+            out = io.BytesIO()
+            schemaless_writer(out, writer.parsed, record)
+            out.seek(0)
+            schemaless_reader(out, writer.parsed, reader.parsed)
+    except Exception as exc:  # fastavro's SchemaResolutionError and friends
+        return [f"fastavro cannot resolve it: {type(exc).__name__}: {exc}"[:300]]
+    return []
+
+
+def fingerprint_text(fingerprint: int | bytes) -> str:
+    """A fingerprint as it is written in docs and dead letters: ``0x`` + 16 hex digits."""
+    value = int.from_bytes(fingerprint, "little") if isinstance(fingerprint, bytes) else fingerprint
+    return f"0x{value:016X}"
+
+
 # --- schema resolution check (Avro specification, "Schema Resolution") ---------------------
 
 _PROMOTIONS = {
@@ -190,6 +265,16 @@ def _resolve(node: Any, names: dict[str, Any]) -> Any:
     return node
 
 
+def _short(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def _same_name(writer: dict[str, Any], reader: dict[str, Any]) -> bool:
+    """Avro resolution matches named types by unqualified name, or a reader alias."""
+    wanted = _short(writer["name"])
+    return wanted == _short(reader["name"]) or wanted in map(_short, reader.get("aliases", []))
+
+
 def _kind(node: Any) -> str:
     if isinstance(node, str):
         return node
@@ -229,6 +314,12 @@ def _check(
         return
     if wk != rk:
         problems.append(f"{where or '<root>'}: writer {wk} cannot be read as {rk}")
+        return
+    if wk in ("record", "enum", "fixed") and not _same_name(writer, reader):
+        problems.append(
+            f"{where or '<root>'}: writer {wk} {_short(writer['name'])} cannot be read as "
+            f"{_short(reader['name'])} (names differ and no reader alias matches)"
+        )
         return
     if wk == "array":
         _check(writer["items"], reader["items"], f"{where}[]", wnames, rnames, problems, seen)

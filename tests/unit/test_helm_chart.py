@@ -90,7 +90,19 @@ MINIMAL: dict[str, Any] = {
     "consumer": {"replicas": 1, "podDisruptionBudget": {"enabled": False}},
 }
 NO_PVC: dict[str, Any] = {"exportApi": {"persistence": {"enabled": False}}}
-VARIANTS = {"defaults": None, "all-on": ALL_ON, "hpa": HPA, "minimal": MINIMAL, "no-pvc": NO_PVC}
+# A direct producer's newer schema, shipped with the release (README "Schema evolution").
+PRODUCER_SCHEMA = '{"type": "record", "name": "SegmentCommand", "fields": []}'
+WRITER_SCHEMAS: dict[str, Any] = {
+    "consumer": {"writerSchemas": {"files": {"producer-v2.avsc": PRODUCER_SCHEMA}}}
+}
+VARIANTS = {
+    "defaults": None,
+    "all-on": ALL_ON,
+    "hpa": HPA,
+    "minimal": MINIMAL,
+    "no-pvc": NO_PVC,
+    "writer-schemas": WRITER_SCHEMAS,
+}
 
 
 @pytest.fixture(scope="session")
@@ -322,6 +334,14 @@ def test_probes_rollout_and_hooks(helm: Path, tmp_path: Path) -> None:
             "minReplicas must not exceed",
         ),
         (["kafka.saslMechanism=SCRAM-SHA-1"], "value must be one of"),
+        (
+            [
+                "consumer.writerSchemas.existingConfigMap=cm",
+                "consumer.writerSchemas.files.a\\.avsc=xx",
+            ],
+            "set files or existingConfigMap, not both",
+        ),
+        (["consumer.writerSchemas.files.notes\\.txt=x"], "does not match pattern"),
         (["kafka.securityProtocol=SASL_SSL"], "needs kafka.saslMechanism"),
         (
             ["kafka.securityProtocol=SASL_SSL", "kafka.saslMechanism=PLAIN"],
@@ -347,6 +367,45 @@ def test_bad_values_are_refused(helm: Path, tmp_path: Path, sets: list[str], mes
     result = _helm(helm, *args)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def _writer_schema_mounts(docs: list[dict[str, Any]]) -> tuple[Any, Any, Any, Any]:
+    pod = deployment(docs, "consumer")["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    mount = [m for m in container["volumeMounts"] if m["name"] == "writer-schemas"]
+    volume = [v for v in pod["spec"]["volumes"] if v["name"] == "writer-schemas"]
+    annotations = pod["metadata"].get("annotations", {})
+    return env_of(container).get("SEGFLOW_CONSUMER__WRITER_SCHEMA_DIR"), mount, volume, annotations
+
+
+def test_writer_schemas_are_a_mounted_config_map(helm: Path, tmp_path: Path) -> None:
+    """consumer.writerSchemas: the consumer reads the ConfigMap's *.avsc keys at start-up."""
+    assert _writer_schema_mounts(render(helm, tmp_path, None))[:3] == (None, [], [])
+
+    docs = render(helm, tmp_path, WRITER_SCHEMAS)
+    directory, mount, volume, annotations = _writer_schema_mounts(docs)
+    assert directory == "/etc/segflow/writer-schemas"
+    assert mount == [{"name": "writer-schemas", "mountPath": directory, "readOnly": True}]
+    (config_map,) = [
+        d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"].endswith("-writer-schemas")
+    ]
+    assert volume == [
+        {"name": "writer-schemas", "configMap": {"name": config_map["metadata"]["name"]}}
+    ]
+    assert config_map["data"] == {"producer-v2.avsc": PRODUCER_SCHEMA}
+    # A changed schema rolls the pods: the consumer loads the directory only at start-up.
+    changed = {
+        "consumer": {"writerSchemas": {"files": {"producer-v2.avsc": PRODUCER_SCHEMA + " "}}}
+    }
+    other = _writer_schema_mounts(render(helm, tmp_path, changed))[3]
+    assert annotations["checksum/writer-schemas"] != other["checksum/writer-schemas"]
+
+    existing = {"consumer": {"writerSchemas": {"existingConfigMap": "producer-schemas"}}}
+    docs = render(helm, tmp_path, existing)
+    directory, _, volume, _ = _writer_schema_mounts(docs)
+    assert directory == "/etc/segflow/writer-schemas"
+    assert volume == [{"name": "writer-schemas", "configMap": {"name": "producer-schemas"}}]
+    assert not [d for d in by_kind(docs, "ConfigMap") if "writer-schemas" in d["metadata"]["name"]]
 
 
 def test_readme_is_what_helm_docs_generates() -> None:

@@ -46,7 +46,7 @@ labels:
   {{- with .root.Values.podLabels }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- with .root.Values.podAnnotations }}
+{{- with merge (dict) (.annotations | default dict) (.root.Values.podAnnotations | default dict) }}
 annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
@@ -222,6 +222,9 @@ Included once, by the consumer Deployment, which every release renders.
 {{- end }}
 {{- if gt (int .Values.consumer.replicas) (int $k.topicPartitions) }}
 {{- fail "consumer.replicas must not exceed kafka.topicPartitions (a replica without a partition is never ready)" }}
+{{- end }}
+{{- if and .Values.consumer.writerSchemas.files .Values.consumer.writerSchemas.existingConfigMap }}
+{{- fail "consumer.writerSchemas: set files or existingConfigMap, not both" }}
 {{- end }}
 {{- end -}}
 
