@@ -297,6 +297,7 @@ def run_consumer(
     count: int,
     workers: int,
     options: dict[str, str],
+    wrap: list[str] | None = None,
 ) -> tuple[float, float, float]:
     """(b): (seconds from the first to the last landed command, startup seconds, child CPU s).
 
@@ -319,7 +320,7 @@ def run_consumer(
         **{f"SEGFLOW_CONSUMER__{key.upper()}": value for key, value in options.items()},
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "segflow.cli", "consume", "--until-idle"],
+        [*(wrap or []), sys.executable, "-m", "segflow.cli", "consume", "--until-idle"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -341,7 +342,8 @@ def run_consumer(
             raise RuntimeError("the consumer exited before draining the topic")
         time.sleep(0.05)
     assert first is not None
-    proc.terminate()  # drained: the wall time is taken; the child's CPU comes from wait4
+    if not wrap:  # a profiler writes its output when the consumer exits on its own (idle)
+        proc.terminate()  # drained: the wall time is taken; the child's CPU comes from wait4
     _, _status, usage = os.wait4(proc.pid, 0)
     cpu = float(usage.ru_utime + usage.ru_stime)
     if at_first >= count:  # all landed by the first look: no steady period to time
@@ -365,6 +367,7 @@ class Env:
     prepared: dict[Any, Any]
     cassandra_pid: int | None
     partitions: int
+    profile: str | None = None
 
 
 def workload(env: Env, kind: str, n: int, replace_members: int) -> Iterator[list[Any]]:
@@ -394,11 +397,26 @@ def consumer_run(
         executions = sorted({cmd["execution_id"] for cmd in cmds})
         rows = len(planned_rows_estimate(env, cmds))
         cass = cpu_of(env.cassandra_pid)
+        wrap, out = None, ""
+        if env.profile:
+            out = os.path.join(env.profile, f"{topic}.txt")
+            wrap = profiler_command(out)
         seconds, startup, cpu = run_consumer(
-            env.kafka, env.cassandra, topic, env.store, executions, len(cmds), workers, options
+            env.kafka,
+            env.cassandra,
+            topic,
+            env.store,
+            executions,
+            len(cmds),
+            workers,
+            options,
+            wrap,
         )
         result = Result(label, len(cmds), rows, seconds, cpu, cpu_of(env.cassandra_pid) - cass)
         result.startup = startup
+        if out:
+            print(f"\nprofile of {label} ({out}):")
+            print_profile(out)
         return result
     finally:
         delete_topics(env.kafka, [topic, f"{topic}-dlq"])
@@ -443,6 +461,44 @@ def bare_runs(env: Env, cmds: list[Any], options: ConsumerOptions) -> tuple[Resu
     return a1, a2
 
 
+def profiler_command(out: str) -> list[str]:
+    """py-spy (a dev dependency) sampling every thread of (b), native frames included.
+
+    Native frames matter: the driver's hot modules are Cython-compiled, so without them their
+    time shows up as the Python caller's own.
+    """
+    py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return [py_spy, "record", "--native", "--rate", "250", "--format", "raw", "-o", out, "--"]
+
+
+def print_profile(path: str, top: int = 40) -> None:
+    """Inclusive and own share of the samples per function, from py-spy's collapsed stacks."""
+    total = 0
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    with open(path) as handle:
+        for line in handle:
+            stack, _, count_text = line.rstrip("\n").rpartition(" ")
+            count = int(count_text)
+            total += count
+            frames = [frame.split(" (")[0] + _where(frame) for frame in stack.split(";")]
+            for frame in set(frames):
+                inclusive[frame] = inclusive.get(frame, 0) + count
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+    print(f"{total} samples; top by own share, then by inclusive share")
+    for title, table in (("own", own), ("inclusive", inclusive)):
+        for frame, count in sorted(table.items(), key=lambda item: -item[1])[:top]:
+            print(f"  {title:>9} {count / total:6.1%}  {frame[:150]}")
+
+
+def _where(frame: str) -> str:
+    """`` (module.py)`` of a py-spy frame ``func (path/module.py:line)``, without the line."""
+    if " (" not in frame:
+        return ""
+    location = frame.split(" (", 1)[1].rstrip(")").rsplit(":", 1)[0]
+    return f" ({os.path.basename(location)})"
+
+
 def print_table(title: str, results: list[Result], a1: Result, a2: Result) -> None:
     print(f"\n{title}")
     print(
@@ -472,6 +528,12 @@ def main() -> None:
     parser.add_argument(
         "--sweep", action="store_true", help="b at several group_max_rows / max_in_flight"
     )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run (b) under py-spy, keep its collapsed stacks in DIR and print the top "
+        "functions (its rates and CPU then include the profiler: for profiles, not figures)",
+    )
     args = parser.parse_args()
     n = args.commands
     settings = ConsumeSettings()  # env (``eval "$(segflow stack env)"``) and the config file
@@ -490,7 +552,10 @@ def main() -> None:
         prepare_all(session),
         listening_pid(cassandra.port),
         args.partitions,
+        args.profile,
     )
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
     print(
         f"CPU: {cpu_model()} x {os.cpu_count()}; Cassandra pid {env.cassandra_pid}; "
         f"defaults: {options.write_grouping}, {options.group_max_rows} rows, "

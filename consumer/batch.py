@@ -45,3 +45,6 @@ class PlannedBatch:
     # The records the batch was planned from (set by the loop): a batch Cassandra refuses in
     # part is re-planned record by record to find the records to dead-letter.
     messages: list[Any] = field(default_factory=list)
+    # The writes bound and grouped (``consumer.writer.PreparedWrites``), made while the previous
+    # batch's writes are in flight; ``None`` until then, and again once the batch is held.
+    prepared: Any = None

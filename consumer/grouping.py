@@ -65,11 +65,7 @@ def chunk(
 
 def statement_size(bound: Any) -> int:
     """Estimated bytes a bound statement adds to a batch (serialized values + overhead)."""
-    size = ROW_OVERHEAD_BYTES
-    for value in bound.values:
-        if value.__class__ is bytes:
-            size += len(value)
-    return size
+    return ROW_OVERHEAD_BYTES + sum([len(v) for v in bound.values if v.__class__ is bytes])
 
 
 def partition_key(bound: Any) -> Hashable:
@@ -86,12 +82,45 @@ class ReplicaKeys:
     the topology changes, so it is read through a callable each batch. Replica lists are
     shared per ring range, so their frozen sets are cached by list identity (the list itself
     is kept, so its id cannot be reused while cached).
+
+    A keyspace whose every ring range has the same replicas (one node; or RF equal to the node
+    count, e.g. 3 nodes at RF=3) has one replica set: its key is that set for every statement,
+    without serializing a routing key, hashing it and searching the ring per statement (about
+    a tenth of the consumer's CPU on the feed mix). The check is redone whenever the driver
+    rebuilds the keyspace's replica map (new token map, or a replication change in place).
     """
 
     def __init__(self, token_map: Callable[[], Any]) -> None:
         self._token_map = token_map
         self._map: Any = None
         self._cache: dict[int, tuple[list[Any], Hashable]] = {}
+        # keyspace -> (the driver's replica map it was computed from, the one set or None)
+        self._uniform: dict[str, tuple[Any, Hashable]] = {}
+
+    def uniform(self, keyspace: str | None) -> Hashable:
+        """The one replica set of every range of ``keyspace``; ``None`` when there are several."""
+        token_map = self._map
+        if token_map is None or keyspace is None:
+            return None
+        by_keyspace = getattr(token_map, "tokens_to_hosts_by_ks", None)
+        if not isinstance(by_keyspace, dict):
+            return None
+        replica_map = by_keyspace.get(keyspace)
+        if replica_map is None:  # not built yet: the driver builds it on the first lookup
+            try:
+                token_map.get_replicas(keyspace, token_map.ring[0])
+            except Exception:
+                return None
+            replica_map = by_keyspace.get(keyspace)
+        if not replica_map:
+            return None
+        cached = self._uniform.get(keyspace)
+        if cached is not None and cached[0] is replica_map:
+            return cached[1]
+        sets = {frozenset(hosts) for hosts in replica_map.values()}
+        only = next(iter(sets)) if len(sets) == 1 else None
+        self._uniform[keyspace] = (replica_map, only)
+        return only
 
     def key(self, keyspace: str | None, routing_key: bytes | None) -> Hashable:
         """The replica set of a partition; ``None`` when the token map cannot tell."""
@@ -112,11 +141,12 @@ class ReplicaKeys:
         return frozen
 
     def refresh(self) -> None:
-        """Pick up the driver's current token map (dropping the cache if it changed)."""
+        """Pick up the driver's current token map (dropping the caches if it changed)."""
         current = self._token_map()
         if current is not self._map:
             self._map = current
             self._cache.clear()
+            self._uniform.clear()
 
 
 class StatementGrouper:
@@ -147,6 +177,13 @@ class StatementGrouper:
         if self.mode == "DISABLED" or self._max_rows == 1:
             return [[index] for index in range(len(bounds))]
         self._replicas.refresh()
-        keys = [self.key(bound) for bound in bounds]
+        keys = self._keys(bounds)
         sizes = [statement_size(bound) for bound in bounds]
         return chunk(keys, sizes, self._max_rows, self._max_bytes)
+
+    def _keys(self, bounds: Sequence[Any]) -> list[Hashable]:
+        if self.mode == "REPLICA_SET":
+            uniform = {ks: self._replicas.uniform(ks) for ks in {b.keyspace for b in bounds}}
+            if None not in uniform.values():
+                return [uniform[bound.keyspace] for bound in bounds]
+        return [self.key(bound) for bound in bounds]

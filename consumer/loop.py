@@ -3,9 +3,9 @@
 Delivery rules (README "Delivery guarantees"):
 - ``enable.auto.offset.store=false``: an offset is stored only once its record's writes
   succeeded or the record was dead-lettered (dead-letter acknowledged first), then committed.
-- Pipelined, one batch deep: batch k's writes are in flight while batch k+1 is polled and
-  planned; k is awaited and committed before k+1's writes start, so commits stay in order per
-  partition.
+- Pipelined, one batch deep: batch k's writes are in flight while batch k+1 is polled,
+  planned, bound and grouped; k is awaited and committed before k+1's writes start, so commits
+  stay in order per partition.
 - Cassandra unavailable after the writer's retries (or past its deadline): the batch — and any
   batch planned behind it — is held, every assigned partition is paused, and the loop keeps
   polling (so the group does not evict it through ``max.poll.interval.ms``) while retrying
@@ -171,9 +171,13 @@ class ConsumerLoop:
                 )
                 messages = [m for m in messages if not _is_eof(m)]
                 batch = self._plan(messages) if messages else None
+                if batch is not None and not self._holding():
+                    # Bind and group now, while the previous batch's writes are in flight.
+                    batch.prepared = self._writer.prepare(batch.writes, batch.extra)
                 self._finish_inflight()
                 if batch is not None:
                     if self._holding():
+                        batch.prepared = None
                         self._held.append(batch)
                     else:
                         self._start(batch)
@@ -228,7 +232,8 @@ class ConsumerLoop:
         except DeadLetterError as exc:
             self._hold(batch, exc)
             return False
-        self._inflight = _InFlight(batch, self._writer.submit(batch.writes, batch.extra), begin)
+        prepared = batch.prepared or self._writer.prepare(batch.writes, batch.extra)
+        self._inflight = _InFlight(batch, self._writer.start(prepared), begin)
         return True
 
     def _finish_inflight(self) -> bool:
@@ -313,6 +318,8 @@ class ConsumerLoop:
             "batch not written; pausing partitions",
             extra={"fields": {"error": str(exc), "records": len(batch.messages)}},
         )
+        # Bound again when retried: the token map (and so the grouping) may have changed.
+        batch.prepared = None
         if not any(held is batch for held in self._held):
             self._held.insert(0, batch)
         self._pause()

@@ -170,3 +170,57 @@ def test_chunk_bounds_rows_and_bytes(
     for group in groups:
         assert len({keys[i] for i in group}) == 1
         assert len(group) == 1 or sum(sizes[i] for i in group) <= max_bytes
+
+
+@given(
+    rows=st.lists(statement, max_size=300),
+    max_rows=st.integers(2, 60),
+    nodes=st.integers(1, 4),
+    rf=st.integers(1, 4),
+    vnodes=st.integers(1, 8),
+    seed=st.integers(0, 2**32),
+)
+def test_replica_set_groups_are_those_of_per_statement_replica_lookups(
+    rows: list[tuple[str, str, int, str, int]],
+    max_rows: int,
+    nodes: int,
+    rf: int,
+    vnodes: int,
+    seed: int,
+) -> None:
+    # Whether the ring has one replica set (rf >= nodes: the shortcut) or several, the groups
+    # are exactly those of looking every statement's replicas up in the ring.
+    ring = token_map(nodes, rf, vnodes, seed)
+    bounds = bind_all(rows)
+    groups = StatementGrouper("REPLICA_SET", max_rows, 4000, lambda: ring).group(bounds)
+    keys = [
+        frozenset(ring.get_replicas(KEYSPACE, ring.token_class.from_key(b.routing_key)))
+        for b in bounds
+    ]
+    assert groups == chunk(keys, [statement_size(b) for b in bounds], max_rows, 4000)
+
+
+def test_replica_set_sees_a_replication_change_made_in_place() -> None:
+    # Three nodes at RF 3: one replica set. The keyspace is altered to RF 1 and the driver
+    # rebuilds its replica map in place (same token map object): groups split by node again.
+    metadata_ring = token_map(3, 3, 4, 7)
+    grouper = StatementGrouper("REPLICA_SET", 1000, 1_000_000, lambda: metadata_ring)
+    bounds = bind_all([("feed", f"seg-{i}", i % 41, f"u{i}", i) for i in range(200)])
+    assert len(grouper.group(bounds)) == 1
+    metadata = metadata_ring._metadata
+    metadata.keyspaces[KEYSPACE] = KeyspaceMetadata(
+        KEYSPACE, True, "SimpleStrategy", {"replication_factor": "1"}
+    )
+    metadata_ring.rebuild_keyspace(KEYSPACE, build_if_absent=False)  # what the driver does
+    groups = grouper.group(bounds)
+    assert len(groups) == 3
+    for group in groups:
+        owners = {
+            frozenset(
+                metadata_ring.get_replicas(
+                    KEYSPACE, metadata_ring.token_class.from_key(bounds[i].routing_key)
+                )
+            )
+            for i in group
+        }
+        assert len(owners) == 1
