@@ -10,8 +10,9 @@ never succeed.
 
 HTTP bodies cannot be hashed before they are read, so an HTTP execution's command ids are
 seeded by a random request id (recorded as its ``content_sha256``) instead of the content:
-each request is its own execution, and a repeated identical request is applied again (a
-Village ``add`` after a ``block`` must take effect), never deduplicated.
+each request (or group of concurrent Village POSTs, ``batching.py``) is its own execution,
+and a repeated identical request is applied again (a Village ``add`` after a ``block`` must
+take effect), never deduplicated.
 """
 
 from __future__ import annotations
@@ -59,6 +60,22 @@ class FirstRejects(RejectsFile):
         """Append one rejected line; keep the first one."""
         if self.first is None and not error.notice:  # a notice's record was produced
             self.first = error
+        super().write(error)
+
+
+class LineRejects(FirstRejects):
+    """Also keeps each line's first error: the lines of a grouped execution are separate
+    requests, each answered with its own error (bounded: a group is ``village_batch_max``
+    lines)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.by_line: dict[int, RecordError] = {}
+
+    def write(self, error: RecordError) -> None:
+        """Append one rejected line; keep it by line."""
+        if not error.notice:
+            self.by_line.setdefault(error.line, error)
         super().write(error)
 
 
@@ -136,10 +153,16 @@ class IngestPipeline:
         """Where an execution's rejected lines (its error file) are written."""
         return self.options.ingest_errors_dir / f"{execution_id}.rejects.ndjson"
 
-    def new_execution(self, import_name: str, file_name: str, fmt: str) -> Execution:
-        """Record a PENDING execution seeded by a fresh request id (module docstring)."""
+    def new_execution(
+        self, import_name: str, file_name: str, fmt: str, created_at_us: int | None = None
+    ) -> Execution:
+        """Record a PENDING execution seeded by a fresh request id (module docstring).
+
+        ``created_at_us`` (default: now) seeds the versions of time-less records.
+        """
         seed = hashlib.sha256(b"http-request:" + uuid.uuid4().bytes).hexdigest()
-        return self.store.create(import_name, file_name, fmt, seed, time.time_ns() // 1000)
+        created = time.time_ns() // 1000 if created_at_us is None else created_at_us
+        return self.store.create(import_name, file_name, fmt, seed, created)
 
     def run(
         self,
@@ -149,19 +172,22 @@ class IngestPipeline:
         admit: Admit | None = None,
         on_read: Callable[[], None] | None = None,
         cancel: CancelWatch | None = None,
+        rejects: FirstRejects | None = None,
     ) -> Outcome:
         """Read ``source`` as ``execution.format``, produce, wait for the acks, save the end.
 
         ``on_read`` runs once the reader stopped, before the wait for acknowledgements (the
         body is drained there, so a 413 is told apart from a rejected line). With ``cancel``
         (long executions) the execution is RUNNING with its counters saved every few
-        seconds, and a cancel request stops it between two records.
+        seconds, and a cancel request stops it between two records. ``rejects``: where the
+        rejected lines go (default: the execution's error file, first error kept).
         """
         store = None
         if cancel is not None:
             store = self.store
             store.start(execution)
-        rejects = FirstRejects(self.rejects_path(execution.execution_id))
+        if rejects is None:
+            rejects = FirstRejects(self.rejects_path(execution.execution_id))
         sink = self.producer.sink()
         status, error = Status.SUCCEEDED, None
         outcome = Outcome(execution, None)
