@@ -97,6 +97,25 @@ class GroupCommit(Generic[T, R]):
         self._dispatch()
 
 
+class CreatedClock:
+    """``created_at_us`` of successive grouped executions, never overlapping.
+
+    Time-less Village commands are versioned ``created_at_us + line``: a group of n lines
+    spans n microseconds, so the next group starts after them (else a later request could get
+    a lower version than an earlier one and lose to it).
+    """
+
+    def __init__(self, now_us: Callable[[], int]) -> None:
+        self._now_us = now_us
+        self._next = 0
+
+    def take(self, lines: int) -> int:
+        """The created time of a group of ``lines`` lines."""
+        created = max(self._now_us(), self._next)
+        self._next = created + lines + 1
+        return created
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark a failed result as seen, so a waiter that left logs no 'never retrieved'."""
     if not future.cancelled():

@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from http_api.export.auth import Grant
-from http_api.ingest.batching import GroupCommit
+from http_api.ingest.batching import CreatedClock, GroupCommit
 from http_api.ingest.body import BodyTooLargeError, read_small
 from http_api.ingest.context import IngestContext
 from http_api.ingest.guard import Route, json_response, village_error
@@ -89,9 +89,7 @@ class VillageRoutes:
         self.groups: GroupCommit[bytes, LineOutcome] = GroupCommit(
             self._run_group, options.village_batch_max, options.village_batches_in_flight
         )
-        # Versions of time-less commands are created_at_us + line: the next group starts
-        # after the last one's lines, so a later request never gets a lower version.
-        self._next_created_us = 0
+        self.clock = CreatedClock(lambda: time.time_ns() // 1000)
 
     async def post(self, request: Request, grant: Grant) -> Response:
         """Add, block or reset one user's segment override."""
@@ -118,8 +116,7 @@ class VillageRoutes:
         )
 
     async def _run_group(self, network: str, lines: list[bytes]) -> list[LineOutcome]:
-        created = max(time.time_ns() // 1000, self._next_created_us)
-        self._next_created_us = created + len(lines) + 1
+        created = self.clock.take(len(lines))  # on the loop: groups are stamped in order
         return await self.ctx.blocking(lambda: self._ingest(network, lines, created))
 
     def _ingest(self, network: str, lines: list[bytes], created_at_us: int) -> list[LineOutcome]:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -357,6 +358,51 @@ def test_village_add_block_reset_and_an_unknown_segment_is_refused(
     status, reply = post({"segment_id": int(segment), "user_status": "add"})
     assert (status, reply["field"]) == (400, "user")
     assert topic_size(ingest.kafka, ingest.kafka.commands_topic) == produced
+
+
+def test_concurrent_village_posts_share_executions_and_each_gets_its_own_answer(
+    app_factory: Callable[..., Ingest],
+) -> None:
+    """Group commit: one slot, so POSTs arriving while a group runs form the next one; a bad
+    line of a group is that request's 4xx only, every other command is durable and lands."""
+    ingest = app_factory(village_batches_in_flight=1, max_concurrent_per_key=64)
+    segment = str(uuid.uuid4().int % 10**9)
+    ingest.registry.create(segment)
+    bodies: list[dict[str, Any]] = [
+        {"user": f"u-{i}", "segment_id": int(segment), "user_status": "add"} for i in range(24)
+    ]
+    bodies[5]["segment_id"] = 999_999_999_7  # unknown segment
+    bodies[11]["user_status"] = "promote"  # field error
+    produced = topic_size(ingest.kafka, ingest.kafka.commands_topic)
+
+    def post(body: dict[str, Any]) -> tuple[int, Any]:
+        reply = call("POST", f"{ingest.url}/networks/7/segments", None, body,
+                     headers={"Authorization": KEY})  # fmt: skip
+        return reply.status, reply.json()
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        replies = list(pool.map(post, bodies))
+    assert (replies[5][0], replies[5][1]["field"]) == (422, "segment_id")
+    assert (replies[11][0], replies[11][1]["field"]) == (400, "user_status")
+    ok = [reply for i, (status, reply) in enumerate(replies) if i not in (5, 11)]
+    assert all(status == 200 for i, (status, _) in enumerate(replies) if i not in (5, 11))
+    assert len({(r["execution_id"], r["line"]) for r in ok}) == len(ok)
+    groups = {r["execution_id"] for r in ok}
+    assert len(groups) < len(ok), "no two concurrent POSTs were grouped"
+    # Each grouped execution counts its own lines, rejected ones included.
+    executions = [ingest.store.get(eid) for eid in groups]
+    read = 0
+    for execution in executions:
+        assert execution is not None
+        assert execution.status is Status.SUCCEEDED
+        read += execution.lines_read
+    assert 22 <= read <= 24
+    assert topic_size(ingest.kafka, ingest.kafka.commands_topic) == produced + 22
+    with running_consumer(consume_settings(ingest.kafka, ingest.cassandra)):
+        for execution in executions:
+            assert execution is not None
+            wait_landed(ingest.store, execution.execution_id, execution.commands_produced)
+    assert ingest.members(segment) == {f"user_id:u-{i}" for i in range(24) if i not in (5, 11)}
 
 
 SEGMENTER_DOC = {
