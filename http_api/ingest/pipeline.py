@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 
 from confluent_kafka import Producer
 
+from http_api.ingest.metrics import IngestMetrics
 from producer_tools.interrupts import DeferredInterrupt
 from producer_tools.kafka_sink import CommandSink, producer_config
 from producer_tools.readers.base import Reader, ReaderLimits
@@ -143,11 +144,16 @@ class IngestPipeline:
     """Runs an ingestion: execution, reader, producer, final status."""
 
     def __init__(
-        self, store: ExecutionStore, producer: SharedProducer, options: ServeOptions
+        self,
+        store: ExecutionStore,
+        producer: SharedProducer,
+        options: ServeOptions,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         self.store = store
         self.producer = producer
         self.options = options
+        self.metrics = metrics or IngestMetrics()
 
     def rejects_path(self, execution_id: str) -> Path:
         """Where an execution's rejected lines (its error file) are written."""
@@ -234,6 +240,9 @@ class IngestPipeline:
                 f"{sink.failed} record(s) not delivered ({sink.first_error or 'timed out'}), "
                 f"{unacked} unacknowledged"
             )
+        self.metrics.records_produced.labels(execution.format).inc(sink.delivered)
+        if rejects.count:
+            self.metrics.lines_rejected.labels(execution.format).inc(rejects.count)
         finish(self.store, execution, status, error)
         return outcome
 

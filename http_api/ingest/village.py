@@ -117,6 +117,7 @@ class VillageRoutes:
 
     async def _run_group(self, network: str, lines: list[bytes]) -> list[LineOutcome]:
         created = self.clock.take(len(lines))  # on the loop: groups are stamped in order
+        self.ctx.pipeline.metrics.village_group_size.observe(len(lines))
         return await self.ctx.blocking(lambda: self._ingest(network, lines, created))
 
     def _ingest(self, network: str, lines: list[bytes], created_at_us: int) -> list[LineOutcome]:

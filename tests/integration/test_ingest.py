@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 import pytest
 from openapi_spec_validator import validate
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -33,6 +34,7 @@ from http_api.export.jobs import utc_now
 from http_api.export.metrics import ExportMetrics
 from http_api.export.routes import ExportApi
 from http_api.export.worker import ExportService
+from http_api.ingest.metrics import IngestMetrics
 from segflow.contract.codec import decode
 from segflow.db.executions import ExecutionStore, Status
 from segflow.db.registry import SegmentRegistry
@@ -169,8 +171,9 @@ def app_factory(
         )
         opts = settings.serve
         keys = ApiKeys(opts.api_keys, None, opts.api_key_grants)
-        ctx = ingest_context(cassandra_session, keys, settings)
-        service = ExportService(cassandra_session, opts, ExportMetrics(), utc_now)
+        metrics = ExportMetrics()  # one registry for both APIs, as in ``serve``
+        ctx = ingest_context(cassandra_session, keys, settings, IngestMetrics(metrics.registry))
+        service = ExportService(cassandra_session, opts, metrics, utc_now)
         export = ExportApi(service, keys, ctx.registry, lambda: True)
         app = build_app(export, ctx, settings)
         context = serving_app(app)
@@ -403,6 +406,30 @@ def test_concurrent_village_posts_share_executions_and_each_gets_its_own_answer(
             assert execution is not None
             wait_landed(ingest.store, execution.execution_id, execution.commands_produced)
     assert ingest.members(segment) == {f"user_id:u-{i}" for i in range(24) if i not in (5, 11)}
+    # /metrics: counted by route template and status, no tenant, segment or user in a label.
+    scraped = call("GET", f"{ingest.url}/metrics").body.decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+    }
+    route = (("method", "POST"), ("route", "/networks/{network_id}/segments"))
+
+    def requests(status: str) -> float:
+        return samples[("segflow_ingest_http_requests_total", (*route, ("status", status)))]
+
+    assert (requests("200"), requests("400"), requests("422")) == (22, 1, 1)
+    assert samples[("segflow_ingest_records_produced_total", (("format", "village"),))] == 22
+    assert samples[("segflow_ingest_http_request_duration_seconds_count", route)] == 24
+    assert samples[("segflow_ingest_body_bytes_total", route)] == sum(
+        len(orjson.dumps(body)) for body in bodies
+    )
+    groups_run = samples[("segflow_ingest_village_group_size_count", ())]
+    assert len(groups) <= groups_run < 24
+    labels = {
+        value for name, pairs in samples if name.startswith("segflow_ingest") for _, value in pairs
+    }
+    assert not {segment, "7", "u-1"} & labels
 
 
 SEGMENTER_DOC = {
