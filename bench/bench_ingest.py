@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.child_stats import cpu_model
@@ -82,7 +83,8 @@ def serve_child(port: int) -> None:
         await read_small(request, 1 << 20)
         return Response(b'{"success": true}', media_type="application/json")
 
-    app.router.routes.append(Route("/bench/noop", ctx.guard.wrap(noop, handler), methods=["POST"]))
+    endpoint = ctx.guard.wrap(noop, handler, "POST", "/bench/noop")
+    app.router.routes.append(Route("/bench/noop", endpoint, methods=["POST"]))
     try:
         uvicorn.Server(
             uvicorn.Config(
@@ -224,6 +226,58 @@ def execution_vs_upload(port: int, lines: int) -> tuple[float, float]:
     return lines / http_s, lines / upload_s
 
 
+def stream_big_execution(port: int, server_pid: int, megabytes: int) -> tuple[float, list[float]]:
+    """POST a ``megabytes`` MB mediarithmics body (chunked, generated on the fly: a 100k-line
+    block repeated) while sampling the server's RSS: (lines/s, RSS samples in MB)."""
+    import http.client
+    import threading
+
+    from bench.bench_contract import generate
+
+    with tempfile.TemporaryDirectory(prefix="segflow-bench-big-") as tmp:
+        path = Path(tmp) / "block.ndjson"
+        generate(path, 100_000, seed=11)
+        block = path.read_bytes()
+    repeats = max(1, (megabytes << 20) // len(block))
+    lines = repeats * block.count(b"\n")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
+    conn.request(
+        "POST", "/v1/datamarts/1/document_imports", body=json.dumps(
+            {"document_type": "USER_SEGMENT", "mime_type": "APPLICATION_X_NDJSON"}
+        ), headers={"Authorization": KEY},
+    )  # fmt: skip
+    import_id = json.loads(conn.getresponse().read())["data"]["id"]
+    answer: dict[str, object] = {}
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(repeats):
+            yield block
+
+    def send() -> None:
+        conn.request(
+            "POST", f"/v1/datamarts/1/document_imports/{import_id}/executions", body=chunks(),
+            headers={"Authorization": KEY, "Content-Type": "application/x-ndjson"},
+            encode_chunked=True,
+        )  # fmt: skip
+        response = conn.getresponse()
+        answer["status"] = response.status
+        answer["body"] = response.read()
+
+    samples = [_rss_mb(server_pid)[0]]
+    sender = threading.Thread(target=send)
+    begin = time.perf_counter()
+    sender.start()
+    while sender.is_alive():
+        sender.join(0.5)
+        samples.append(_rss_mb(server_pid)[0])
+    seconds = time.perf_counter() - begin
+    body = answer.get("body", b"")
+    status = json.loads(body)["data"]["status"] if answer.get("status") == 200 else None  # type: ignore[arg-type]
+    if status != "SUCCEEDED":
+        raise RuntimeError(f"big execution ended {answer.get('status')}: {body!r:.300}")
+    return lines / seconds, samples
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -235,6 +289,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000, help="POSTs per measurement")
     parser.add_argument("--lines", type=int, default=200_000, help="execution body lines")
     parser.add_argument("--connections", type=int, action="append", help="default: 32 and 64")
+    parser.add_argument(
+        "--big-mb", type=int, default=1024, help="MB of the streamed RSS check (0 = skip)"
+    )
     parser.add_argument("--serve-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_child:
@@ -275,8 +332,15 @@ def main() -> None:
         print(f"CPU: {cpu}; {os.cpu_count()} cores; {args.requests} requests per row")
         print(f"{'measurement':<44} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8}")
         for connections in args.connections or [32, 64]:
-            ceiling = load(port, "/bench/noop", bodies, connections)
+            # The no-op before and after, averaged: the machine's load drifts between rows.
+            before_noop = load(port, "/bench/noop", bodies, connections)
             village = load(port, "/networks/7/segments", bodies, connections)
+            after_noop = load(port, "/bench/noop", bodies, connections)
+            ceiling = (
+                (before_noop[0] + after_noop[0]) / 2,
+                (before_noop[1] + after_noop[1]) / 2,
+                (before_noop[2] + after_noop[2]) / 2,
+            )
             print(f"{f'(a) no-op POST, {connections} conns':<44} {ceiling[0]:>9,.0f} "
                   f"{ceiling[1]:>8.1f} {ceiling[2]:>8.1f}")  # fmt: skip
             ratio = village[0] / ceiling[0]
@@ -291,6 +355,12 @@ def main() -> None:
         print(f"{f'execution POST, {args.lines:,} lines (lines/s)':<44} {http_rate:>9,.0f}   {rss}")
         print(f"{'segflow upload, same file (lines/s)':<44} {upload_rate:>9,.0f}   "
               f"execution = {http_rate / upload_rate:.2f} x upload")  # fmt: skip
+        if args.big_mb:
+            rate, samples = stream_big_execution(port, server.pid, args.big_mb)
+            print(f"{f'execution POST, {args.big_mb:,} MB streamed (lines/s)':<44} {rate:>9,.0f}"
+                  f"   server RSS {samples[0]:.0f} MB before, {min(samples):.0f}-"
+                  f"{max(samples):.0f} MB while streaming ({len(samples)} samples), "
+                  f"{samples[-1]:.0f} MB after")  # fmt: skip
     finally:
         server.terminate()
         server.wait(30)

@@ -28,9 +28,11 @@ from starlette.routing import BaseRoute, Route
 from http_api.export.auth import ApiKeys
 from http_api.export.routes import ExportApi
 from http_api.ingest.context import IngestContext
-from http_api.ingest.guard import Guard, json_response
+from http_api.ingest.guard import Guard, Handler, json_response
+from http_api.ingest.guard import Route as Route_
 from http_api.ingest.imports import DocumentImportStore
 from http_api.ingest.mediarithmics import MediarithmicsRoutes
+from http_api.ingest.metrics import IngestMetrics
 from http_api.ingest.openapi import openapi_document
 from http_api.ingest.pipeline import IngestPipeline, SharedProducer
 from http_api.ingest.segmenter import SegmenterRoutes
@@ -53,26 +55,20 @@ def ingest_routes(ctx: IngestContext, settings: ServeSettings) -> list[BaseRoute
     village = VillageRoutes(ctx, options.max_command_body_bytes)
     segmenter = SegmenterRoutes(ctx, options.max_stream_body_bytes)
     small, big = media.small, media.route
+    table: list[tuple[str, str, Route_, Handler]] = [
+        ("POST", DOCUMENT_IMPORTS, small, media.create_import),
+        ("GET", DOCUMENT_IMPORTS + "/{import_id}", small, media.get_import),
+        ("POST", EXECUTIONS, big, media.create_execution),
+        ("GET", EXECUTIONS, small, media.list_executions),
+        ("GET", EXECUTIONS + "/{execution_id}", small, media.get_execution),
+        ("GET", EXECUTIONS + "/{execution_id}/errors", small, media.execution_errors),
+        ("POST", EXECUTIONS + "/{execution_id}/action", small, media.execution_action),
+        ("POST", "/networks/{network_id}/segments", village.route, village.post),
+        ("PUT", "/segments/{segment_id}", segmenter.route, segmenter.put),
+    ]
     return [
-        Route(DOCUMENT_IMPORTS, wrap(small, media.create_import), methods=["POST"]),
-        Route(DOCUMENT_IMPORTS + "/{import_id}", wrap(small, media.get_import), methods=["GET"]),
-        Route(EXECUTIONS, wrap(big, media.create_execution), methods=["POST"]),
-        Route(EXECUTIONS, wrap(small, media.list_executions), methods=["GET"]),
-        Route(EXECUTIONS + "/{execution_id}", wrap(small, media.get_execution), methods=["GET"]),
-        Route(
-            EXECUTIONS + "/{execution_id}/errors",
-            wrap(small, media.execution_errors),
-            methods=["GET"],
-        ),
-        Route(
-            EXECUTIONS + "/{execution_id}/action",
-            wrap(small, media.execution_action),
-            methods=["POST"],
-        ),
-        Route(
-            "/networks/{network_id}/segments", wrap(village.route, village.post), methods=["POST"]
-        ),
-        Route("/segments/{segment_id}", wrap(segmenter.route, segmenter.put), methods=["PUT"]),
+        Route(path, wrap(guarded, handler, method, path), methods=[method])
+        for method, path, guarded, handler in table
     ]
 
 
@@ -100,15 +96,19 @@ def build_app(export: ExportApi, ctx: IngestContext, settings: ServeSettings) ->
     return Starlette(routes=routes, exception_handlers={Exception: internal_error})
 
 
-def ingest_context(session: Any, keys: ApiKeys, settings: ServeSettings) -> IngestContext:
-    """The ingestion side of one process over a Cassandra session."""
+def ingest_context(
+    session: Any, keys: ApiKeys, settings: ServeSettings, metrics: IngestMetrics | None = None
+) -> IngestContext:
+    """The ingestion side of one process over a Cassandra session (``metrics``: in the export
+    API's registry, so one ``/metrics`` shows both)."""
     options = settings.serve
+    metrics = metrics or IngestMetrics()
     producer = SharedProducer(settings.kafka, settings.upload, options)
     return IngestContext(
-        pipeline=IngestPipeline(ExecutionStore(session), producer, options),
+        pipeline=IngestPipeline(ExecutionStore(session), producer, options, metrics),
         registry=SegmentRegistry(session, default_bucket_count=1, cache_ttl_s=30),
         imports=DocumentImportStore(session),
-        guard=Guard(keys, options),
+        guard=Guard(keys, options, metrics),
         limiter=CapacityLimiter(options.ingest_threads),
     )
 
@@ -151,8 +151,9 @@ def serve(settings: ServeSettings) -> int:
         )
     cluster, session = connect_or_fail(settings.cassandra, settings.cassandra.keyspace)
     try:
-        service = ExportService(session, options, ExportMetrics(), utc_now)
-        ctx = ingest_context(session, keys, settings)
+        export_metrics = ExportMetrics()
+        service = ExportService(session, options, export_metrics, utc_now)
+        ctx = ingest_context(session, keys, settings, IngestMetrics(export_metrics.registry))
         export = ExportApi(service, keys, ctx.registry, CassandraProbe(session))
         server = graceful_server(
             uvicorn.Config(

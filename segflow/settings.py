@@ -554,6 +554,20 @@ class ServeOptions(BaseModel):
     ingest_threads: int = Field(
         default=64, ge=1, description="Threads running ingestion requests (reading and producing)."
     )
+    village_batch_max: int = Field(
+        default=256,
+        ge=1,
+        le=10_000,
+        description="Village POSTs waiting at the same time for the same network are one "
+        "execution of at most this many lines (each answered once its own command is "
+        "acknowledged); 1 = one execution per request.",
+    )
+    village_batches_in_flight: int = Field(
+        default=4,
+        ge=1,
+        description="Village executions running at once; a POST arriving while all run waits "
+        "for the next one (group commit: no timer, a lone request starts at once).",
+    )
 
     _split = field_validator("api_keys", mode="before")(_split_commas)
 

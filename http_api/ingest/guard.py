@@ -18,6 +18,7 @@ segflow's errors the way it parses the original's.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message
 
 from http_api.export.auth import ApiKeys, Grant
+from http_api.ingest.metrics import IngestMetrics
 from segflow.settings import ServeOptions
 
 ErrorStyle = Callable[[int, str, str | None], dict[str, Any]]
@@ -96,9 +99,12 @@ class Route:
 class Guard:
     """Runs the checks of the module docstring around an ingestion handler."""
 
-    def __init__(self, keys: ApiKeys, options: ServeOptions) -> None:
+    def __init__(
+        self, keys: ApiKeys, options: ServeOptions, metrics: IngestMetrics | None = None
+    ) -> None:
         self.keys = keys
         self.options = options
+        self.metrics = metrics or IngestMetrics()
         self._in_flight: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -111,11 +117,34 @@ class Guard:
             headers = {"Retry-After": str(self.options.unavailable_retry_after_s)}
         return json_response(status, route.style(status, message, field), headers)
 
-    def wrap(self, route: Route, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """The Starlette endpoint of ``handler``."""
+    def wrap(
+        self, route: Route, handler: Handler, method: str, template: str
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """The Starlette endpoint of ``handler`` at ``method template`` (the metrics' labels:
+        the route template, never the filled-in path)."""
+        metrics = self.metrics
+        requests = metrics.requests
+        duration = metrics.request_duration.labels(method, template)
+        body_bytes = metrics.body_bytes.labels(method, template)
 
         async def endpoint(request: Request) -> Response:
-            return await self._guarded(route, handler, request)
+            begin = time.perf_counter()
+            receive = request.receive
+
+            async def counted() -> Message:
+                message = await receive()
+                if message["type"] == "http.request":
+                    body_bytes.inc(len(message.get("body", b"")))
+                return message
+
+            status = 500
+            try:
+                response = await self._guarded(route, handler, Request(request.scope, counted))
+                status = response.status_code
+                return response
+            finally:  # an exception is answered 503 by the app's handler
+                requests.labels(method, template, str(503 if status == 500 else status)).inc()
+                duration.observe(time.perf_counter() - begin)
 
         endpoint.__name__ = route.name
         endpoint.__doc__ = handler.__doc__
@@ -139,9 +168,11 @@ class Guard:
                 f"more than {self.options.max_concurrent_per_key} requests of this API key "
                 "in flight; retry later",
             )
+        self.metrics.in_flight.inc()
         try:
             return await handler(request, grant)
         finally:
+            self.metrics.in_flight.dec()
             self._leave(grant.key_id)
 
     def _enter(self, key: str) -> bool:

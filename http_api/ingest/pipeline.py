@@ -10,8 +10,9 @@ never succeed.
 
 HTTP bodies cannot be hashed before they are read, so an HTTP execution's command ids are
 seeded by a random request id (recorded as its ``content_sha256``) instead of the content:
-each request is its own execution, and a repeated identical request is applied again (a
-Village ``add`` after a ``block`` must take effect), never deduplicated.
+each request (or group of concurrent Village POSTs, ``batching.py``) is its own execution,
+and a repeated identical request is applied again (a Village ``add`` after a ``block`` must
+take effect), never deduplicated.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, BinaryIO
 
 from confluent_kafka import Producer
 
+from http_api.ingest.metrics import IngestMetrics
 from producer_tools.interrupts import DeferredInterrupt
 from producer_tools.kafka_sink import CommandSink, producer_config
 from producer_tools.readers.base import Reader, ReaderLimits
@@ -59,6 +61,22 @@ class FirstRejects(RejectsFile):
         """Append one rejected line; keep the first one."""
         if self.first is None and not error.notice:  # a notice's record was produced
             self.first = error
+        super().write(error)
+
+
+class LineRejects(FirstRejects):
+    """Also keeps each line's first error: the lines of a grouped execution are separate
+    requests, each answered with its own error (bounded: a group is ``village_batch_max``
+    lines)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.by_line: dict[int, RecordError] = {}
+
+    def write(self, error: RecordError) -> None:
+        """Append one rejected line; keep it by line."""
+        if not error.notice:
+            self.by_line.setdefault(error.line, error)
         super().write(error)
 
 
@@ -126,20 +144,31 @@ class IngestPipeline:
     """Runs an ingestion: execution, reader, producer, final status."""
 
     def __init__(
-        self, store: ExecutionStore, producer: SharedProducer, options: ServeOptions
+        self,
+        store: ExecutionStore,
+        producer: SharedProducer,
+        options: ServeOptions,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         self.store = store
         self.producer = producer
         self.options = options
+        self.metrics = metrics or IngestMetrics()
 
     def rejects_path(self, execution_id: str) -> Path:
         """Where an execution's rejected lines (its error file) are written."""
         return self.options.ingest_errors_dir / f"{execution_id}.rejects.ndjson"
 
-    def new_execution(self, import_name: str, file_name: str, fmt: str) -> Execution:
-        """Record a PENDING execution seeded by a fresh request id (module docstring)."""
+    def new_execution(
+        self, import_name: str, file_name: str, fmt: str, created_at_us: int | None = None
+    ) -> Execution:
+        """Record a PENDING execution seeded by a fresh request id (module docstring).
+
+        ``created_at_us`` (default: now) seeds the versions of time-less records.
+        """
         seed = hashlib.sha256(b"http-request:" + uuid.uuid4().bytes).hexdigest()
-        return self.store.create(import_name, file_name, fmt, seed, time.time_ns() // 1000)
+        created = time.time_ns() // 1000 if created_at_us is None else created_at_us
+        return self.store.create(import_name, file_name, fmt, seed, created)
 
     def run(
         self,
@@ -149,19 +178,22 @@ class IngestPipeline:
         admit: Admit | None = None,
         on_read: Callable[[], None] | None = None,
         cancel: CancelWatch | None = None,
+        rejects: FirstRejects | None = None,
     ) -> Outcome:
         """Read ``source`` as ``execution.format``, produce, wait for the acks, save the end.
 
         ``on_read`` runs once the reader stopped, before the wait for acknowledgements (the
         body is drained there, so a 413 is told apart from a rejected line). With ``cancel``
         (long executions) the execution is RUNNING with its counters saved every few
-        seconds, and a cancel request stops it between two records.
+        seconds, and a cancel request stops it between two records. ``rejects``: where the
+        rejected lines go (default: the execution's error file, first error kept).
         """
         store = None
         if cancel is not None:
             store = self.store
             store.start(execution)
-        rejects = FirstRejects(self.rejects_path(execution.execution_id))
+        if rejects is None:
+            rejects = FirstRejects(self.rejects_path(execution.execution_id))
         sink = self.producer.sink()
         status, error = Status.SUCCEEDED, None
         outcome = Outcome(execution, None)
@@ -208,6 +240,9 @@ class IngestPipeline:
                 f"{sink.failed} record(s) not delivered ({sink.first_error or 'timed out'}), "
                 f"{unacked} unacknowledged"
             )
+        self.metrics.records_produced.labels(execution.format).inc(sink.delivered)
+        if rejects.count:
+            self.metrics.lines_rejected.labels(execution.format).inc(rejects.count)
         finish(self.store, execution, status, error)
         return outcome
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import orjson
 import pytest
 from openapi_spec_validator import validate
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -32,6 +34,7 @@ from http_api.export.jobs import utc_now
 from http_api.export.metrics import ExportMetrics
 from http_api.export.routes import ExportApi
 from http_api.export.worker import ExportService
+from http_api.ingest.metrics import IngestMetrics
 from segflow.contract.codec import decode
 from segflow.db.executions import ExecutionStore, Status
 from segflow.db.registry import SegmentRegistry
@@ -168,8 +171,9 @@ def app_factory(
         )
         opts = settings.serve
         keys = ApiKeys(opts.api_keys, None, opts.api_key_grants)
-        ctx = ingest_context(cassandra_session, keys, settings)
-        service = ExportService(cassandra_session, opts, ExportMetrics(), utc_now)
+        metrics = ExportMetrics()  # one registry for both APIs, as in ``serve``
+        ctx = ingest_context(cassandra_session, keys, settings, IngestMetrics(metrics.registry))
+        service = ExportService(cassandra_session, opts, metrics, utc_now)
         export = ExportApi(service, keys, ctx.registry, lambda: True)
         app = build_app(export, ctx, settings)
         context = serving_app(app)
@@ -357,6 +361,75 @@ def test_village_add_block_reset_and_an_unknown_segment_is_refused(
     status, reply = post({"segment_id": int(segment), "user_status": "add"})
     assert (status, reply["field"]) == (400, "user")
     assert topic_size(ingest.kafka, ingest.kafka.commands_topic) == produced
+
+
+def test_concurrent_village_posts_share_executions_and_each_gets_its_own_answer(
+    app_factory: Callable[..., Ingest],
+) -> None:
+    """Group commit: one slot, so POSTs arriving while a group runs form the next one; a bad
+    line of a group is that request's 4xx only, every other command is durable and lands."""
+    ingest = app_factory(village_batches_in_flight=1, max_concurrent_per_key=64)
+    segment = str(uuid.uuid4().int % 10**9)
+    ingest.registry.create(segment)
+    bodies: list[dict[str, Any]] = [
+        {"user": f"u-{i}", "segment_id": int(segment), "user_status": "add"} for i in range(24)
+    ]
+    bodies[5]["segment_id"] = 999_999_999_7  # unknown segment
+    bodies[11]["user_status"] = "promote"  # field error
+    produced = topic_size(ingest.kafka, ingest.kafka.commands_topic)
+
+    def post(body: dict[str, Any]) -> tuple[int, Any]:
+        reply = call("POST", f"{ingest.url}/networks/7/segments", None, body,
+                     headers={"Authorization": KEY})  # fmt: skip
+        return reply.status, reply.json()
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        replies = list(pool.map(post, bodies))
+    assert (replies[5][0], replies[5][1]["field"]) == (422, "segment_id")
+    assert (replies[11][0], replies[11][1]["field"]) == (400, "user_status")
+    ok = [reply for i, (status, reply) in enumerate(replies) if i not in (5, 11)]
+    assert all(status == 200 for i, (status, _) in enumerate(replies) if i not in (5, 11))
+    assert len({(r["execution_id"], r["line"]) for r in ok}) == len(ok)
+    groups = {r["execution_id"] for r in ok}
+    assert len(groups) < len(ok), "no two concurrent POSTs were grouped"
+    # Each grouped execution counts its own lines, rejected ones included.
+    executions = [ingest.store.get(eid) for eid in groups]
+    read = 0
+    for execution in executions:
+        assert execution is not None
+        assert execution.status is Status.SUCCEEDED
+        read += execution.lines_read
+    assert 22 <= read <= 24
+    assert topic_size(ingest.kafka, ingest.kafka.commands_topic) == produced + 22
+    with running_consumer(consume_settings(ingest.kafka, ingest.cassandra)):
+        for execution in executions:
+            assert execution is not None
+            wait_landed(ingest.store, execution.execution_id, execution.commands_produced)
+    assert ingest.members(segment) == {f"user_id:u-{i}" for i in range(24) if i not in (5, 11)}
+    # /metrics: counted by route template and status, no tenant, segment or user in a label.
+    scraped = call("GET", f"{ingest.url}/metrics").body.decode()
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+    }
+    route = (("method", "POST"), ("route", "/networks/{network_id}/segments"))
+
+    def requests(status: str) -> float:
+        return samples[("segflow_ingest_http_requests_total", (*route, ("status", status)))]
+
+    assert (requests("200"), requests("400"), requests("422")) == (22, 1, 1)
+    assert samples[("segflow_ingest_records_produced_total", (("format", "village"),))] == 22
+    assert samples[("segflow_ingest_http_request_duration_seconds_count", route)] == 24
+    assert samples[("segflow_ingest_body_bytes_total", route)] == sum(
+        len(orjson.dumps(body)) for body in bodies
+    )
+    groups_run = samples[("segflow_ingest_village_group_size_count", ())]
+    assert len(groups) <= groups_run < 24
+    labels = {
+        value for name, pairs in samples if name.startswith("segflow_ingest") for _, value in pairs
+    }
+    assert not {segment, "7", "u-1"} & labels
 
 
 SEGMENTER_DOC = {

@@ -260,6 +260,7 @@ def test_all_optional_features_render(helm: Path, tmp_path: Path) -> None:
         "SegflowDeadLetterRate",
         "SegflowCassandraWriteErrors",
         "SegflowNoCommit",
+        "SegflowIngestUnavailable",
         "SegflowConsumerNotReady",
         "SegflowExportJobsFailing",
     }

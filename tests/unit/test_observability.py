@@ -4,7 +4,7 @@
   Prometheus config; ``promtool test rules`` runs the alert unit tests of
   ``ops/prometheus/alerts_test.yaml`` (two installs on one Prometheus alert apart).
 * Every dashboard query is evaluated by promtool against series generated from the code's own
-  registries (``ConsumerMetrics``, ``ExportMetrics``): it must return data for the selected
+  registries (``ConsumerMetrics``, ``ExportMetrics``, ``IngestMetrics``): it must return data for the selected
   namespace and job, and none for another namespace or another job. A misspelt metric, a
   PromQL syntax error or a missing ``namespace``/``job`` filter fails.
 * ``promtool check metrics`` lints the exposition of both registries (naming conventions).
@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from consumer.metrics import ConsumerMetrics
 from http_api.export.metrics import ExportMetrics
+from http_api.ingest.metrics import IngestMetrics
 from tests.support.promtool import promtool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +54,7 @@ def populated(metrics: object) -> CollectorRegistry:
     return registry
 
 
-REGISTRIES = [populated(ConsumerMetrics()), populated(ExportMetrics())]
+REGISTRIES = [populated(ConsumerMetrics()), populated(ExportMetrics()), populated(IngestMetrics())]
 
 
 def exposed_names(registry: CollectorRegistry) -> set[str]:
