@@ -37,6 +37,7 @@ from http_api.export.jobs import (
     ExportJob,
     ExportJobStore,
     JobStatus,
+    bucket_of,
     bucket_range,
 )
 from http_api.export.metrics import ExportMetrics
@@ -77,6 +78,7 @@ class ExportService:
         self._last_janitor = 0.0
         self._claim_lock = threading.Lock()
         self._sweep = BucketSweep(options.poll_url_ttl_s, JANITOR_EVERY_S)
+        self._expired_through: int | None = None  # expiry buckets up to this one are clean
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -164,15 +166,21 @@ class ExportService:
         """Delete expired jobs and their files; then stray files.
 
         ``jobs``: the open jobs of a full sweep, when the caller already has them. Expired
-        jobs come from the expiry index (the buckets of the last ``ROW_GRACE``, when rows still
-        exist), jobs of V004's table are adopted (``adopt_legacy``), and files are judged by
-        name and age: a build's temporary file is stray once older than a lease unless its
-        job runs under a live lease; a finished file older than the poll-URL TTL belongs to
-        an expired job whatever the tables say.
+        jobs come from the expiry index (at start the buckets of the last ``ROW_GRACE``, while
+        rows still exist; then the hours not cleaned yet), jobs of V004's table are adopted
+        (``adopt_legacy``), and files are judged by name and age: a build's temporary file is
+        stray once older than a lease unless its job runs under a live lease; a finished file
+        older than the poll-URL TTL belongs to an expired job whatever the tables say.
         """
         now = self.clock()
         jobs = self.open_jobs() if jobs is None else jobs
-        for ref in self.store.expired(bucket_range(now - ROW_GRACE, now), now):
+        # An expiry entry is written into a future hour (expires_at > now), so an hour that
+        # has elapsed and been cleaned gets no new entries: read it once, not every round
+        # (its tombstones would be read again and again).
+        buckets = bucket_range(now - ROW_GRACE, now)
+        if self._expired_through is not None:
+            buckets = [bucket for bucket in buckets if bucket > self._expired_through]
+        for ref in self.store.expired(buckets, now):
             self._delete_file(ref.export_id)
             job = self.store.get(ref.key_id, ref.export_id)
             if job is None:
@@ -180,6 +188,7 @@ class ExportService:
             else:
                 self.store.delete(job)
             log.info("export expired", extra={"fields": {"export_id": ref.export_id}})
+        self._expired_through = bucket_of(now) - 1
         legacy = self.store.adopt_legacy(now)
         for export_id in legacy.expired:
             self._delete_file(export_id)
