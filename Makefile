@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SEGFLOW := $(BIN)/segflow
 
-.PHONY: demo test lint typecheck pytest stack-up stack-down install promtool clean
+.PHONY: demo test lint typecheck pytest chaos stack-up stack-down install promtool clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,8 +51,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+## Every test but the long chaos scenarios: of tests/chaos only the reduced set (chaos_ci).
 pytest: stack-up promtool
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not chaos or chaos_ci"
+
+## The whole chaos suite (tests/chaos, README "Chaos suite"): real JVMs and processes killed,
+## frozen and restarted; ends with the table of every scenario's figures. Not for CI.
+chaos: stack-up
+	$(BIN)/pytest -m chaos tests/chaos
 
 ## The whole suite: venv + install, stack up, ruff, mypy --strict, pytest.
 test: lint typecheck pytest
