@@ -133,7 +133,7 @@ class ExportApi:
         store, options = self.service.store, self.service.options
         for _ in range(ADMIT_ATTEMPTS):
             seen = store.key_version(key_id)
-            live = [j for j in store.all() if j.key_id == key_id and j.expires_at > now]
+            live = [job for job in store.of_key(key_id) if job.expires_at > now]
             pending = sum(1 for job in live if job.open)
             ready = sum(1 for job in live if job.status == JobStatus.READY)
             retry = {"Retry-After": str(options.retry_after_s)}
@@ -154,10 +154,10 @@ class ExportApi:
                     None,
                     retry,
                 )
-            store.create(export_id, key_id, spec, now, expires_at)
+            job = store.create(export_id, key_id, spec, now, expires_at)
             if store.bump_key(key_id, seen):
                 return None
-            store.delete(export_id)  # another request of this key won the race: count again
+            store.delete(job)  # another request of this key won the race: count again
             time.sleep(random.uniform(0.005, 0.05))
         return _error(
             503,
@@ -281,7 +281,7 @@ class ExportApi:
 
     def _job(self, request: Request, key_id: str) -> ExportJob | None:
         """The caller's job, if it exists and has not expired."""
-        job = self.service.store.get(str(request.path_params["export_id"]))
+        job = self.service.store.get(key_id, str(request.path_params["export_id"]))
         if job is None or job.key_id != key_id or job.expires_at <= self.service.clock():
             return None
         return job

@@ -1,8 +1,9 @@
 """Background export workers: claim queued jobs, build their files, clean up expired ones.
 
-A job is never built in a request thread. Each worker thread scans ``export_jobs``, claims a
-queued job (or one whose worker stopped renewing its lease) with a lightweight transaction,
-builds the file while renewing the lease, and marks it READY. What happens to a job whose
+A job is never built in a request thread. Each worker thread reads the queue of open jobs
+(``export_job_queue``, bucketed by hour: see ``BucketSweep``), claims a queued job (or one
+whose worker stopped renewing its lease) with a lightweight transaction, builds the file
+while renewing the lease, and marks it READY. What happens to a job whose
 worker stops (documented in the README):
 
 * clean shutdown (SIGTERM): the build is abandoned and the job queued again, no attempt lost;
@@ -10,8 +11,9 @@ worker stops (documented in the README):
   the process) the job is built again, up to ``max_attempts`` runs in all, then FAILED (503);
 * an error while building: retried the same way, then FAILED with the error.
 
-The janitor (worker 0) deletes expired jobs with their files, and temporary or orphaned
-files older than a lease.
+The janitor (worker 0) deletes expired jobs with their files (``export_job_expiry``), adopts
+jobs left in V004's ``export_jobs``, and deletes temporary files older than a lease that no
+live build owns.
 """
 
 from __future__ import annotations
@@ -23,19 +25,30 @@ import socket
 import threading
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from http_api.export.build import ExportAborted, ExportBuilder
 from http_api.export.file_writer import JsonObjectWriter
-from http_api.export.jobs import Clock, ExportJob, ExportJobStore, JobStatus
+from http_api.export.jobs import (
+    ROW_GRACE,
+    Clock,
+    ExportJob,
+    ExportJobStore,
+    JobStatus,
+    bucket_of,
+    bucket_range,
+)
 from http_api.export.metrics import ExportMetrics
 from http_api.export.request import ExportSpec
+from http_api.export.sweep import BucketSweep
 from segflow.pids import pid_alive
 from segflow.settings import ServeOptions
 
 log = logging.getLogger(__name__)
 JANITOR_EVERY_S = 30.0
+STALE_ENTRY = timedelta(minutes=1)
 FILE_SUFFIX = ".json.gz"
 
 
@@ -64,6 +77,8 @@ class ExportService:
         self._threads: list[threading.Thread] = []
         self._last_janitor = 0.0
         self._claim_lock = threading.Lock()
+        self._sweep = BucketSweep(options.poll_url_ttl_s, JANITOR_EVERY_S)
+        self._expired_through: int | None = None  # expiry buckets up to this one are clean
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -90,11 +105,18 @@ class ExportService:
     # -- one scan --------------------------------------------------------------------------
 
     def run_once(self, janitor: bool = True) -> bool:
-        """One scan: janitor (if due), then claim and build at most one job. True = built."""
-        jobs = self.store.all()
+        """One scan: janitor (if due), then claim and build at most one job. True = built.
+
+        The scan reads the queue's buckets (``BucketSweep``: the current hour and the ones
+        last seen non-empty; the whole window every ``JANITOR_EVERY_S``) and the open jobs
+        they list, never every job.
+        """
+        now = self.clock()
+        buckets, full = self._sweep.plan(now, time.monotonic())
+        jobs = self.open_jobs(buckets, full)
         if janitor and time.monotonic() - self._last_janitor >= JANITOR_EVERY_S:
             self._last_janitor = time.monotonic()
-            self.clean_up(jobs)
+            self.clean_up(jobs if full else None)
         now = self.clock()
         self.metrics.jobs_queued.set(sum(1 for job in jobs if job.status == JobStatus.PENDING))
         for job in sorted(jobs, key=lambda j: j.created_at):
@@ -120,22 +142,56 @@ class ExportService:
                 return True
         return False
 
-    def clean_up(self, jobs: list[ExportJob] | None = None) -> None:
-        """Delete expired jobs and their files; then stray files older than a lease.
+    def open_jobs(self, buckets: list[int] | None = None, full: bool = True) -> list[ExportJob]:
+        """The open jobs the queue lists in ``buckets`` (default: the whole window).
 
-        ``jobs``: the scan's fresh read of export_jobs, when the caller already has one.
+        Entries whose job ended (the dequeue after READY/FAILED did not happen) or vanished
+        are removed on the way; a vanished one only once it is older than ``STALE_ENTRY``,
+        since a reader may see a fresh job's queue entry before its row.
         """
         now = self.clock()
-        jobs = self.store.all() if jobs is None else jobs
-        for job in jobs:
-            if job.expires_at <= now:
-                path = export_file(self.export_dir, job.export_id)
-                if path.exists():
-                    path.unlink(missing_ok=True)
-                    self.metrics.files_deleted.inc()
-                self.store.delete(job.export_id)
-                log.info("export expired", extra={"fields": {"export_id": job.export_id}})
-        keep = {job.export_id for job in jobs if job.expires_at > now}
+        if buckets is None:
+            buckets = self._sweep.window(now)
+        queued = self.store.queued(buckets)
+        self._sweep.seen({bucket: len(refs) for bucket, refs in queued.items()}, full)
+        jobs: list[ExportJob] = []
+        for ref, job in self.store.jobs(ref for refs in queued.values() for ref in refs):
+            if job is not None and job.open:
+                jobs.append(job)
+            elif job is not None or ref.at < now - STALE_ENTRY:
+                self.store.dequeue(ref)
+        return jobs
+
+    def clean_up(self, jobs: list[ExportJob] | None = None) -> None:
+        """Delete expired jobs and their files; then stray files.
+
+        ``jobs``: the open jobs of a full sweep, when the caller already has them. Expired
+        jobs come from the expiry index (at start the buckets of the last ``ROW_GRACE``, while
+        rows still exist; then the hours not cleaned yet), jobs of V004's table are adopted
+        (``adopt_legacy``), and files are judged by name and age: a build's temporary file is
+        stray once older than a lease unless its job runs under a live lease; a finished file
+        older than the poll-URL TTL belongs to an expired job whatever the tables say.
+        """
+        now = self.clock()
+        jobs = self.open_jobs() if jobs is None else jobs
+        # An expiry entry is written into a future hour (expires_at > now), so an hour that
+        # has elapsed and been cleaned gets no new entries: read it once, not every round
+        # (its tombstones would be read again and again).
+        buckets = bucket_range(now - ROW_GRACE, now)
+        if self._expired_through is not None:
+            buckets = [bucket for bucket in buckets if bucket > self._expired_through]
+        for ref in self.store.expired(buckets, now):
+            self._delete_file(ref.export_id)
+            job = self.store.get(ref.key_id, ref.export_id)
+            if job is None:
+                self.store.unindex_expiry(ref)
+            else:
+                self.store.delete(job)
+            log.info("export expired", extra={"fields": {"export_id": ref.export_id}})
+        self._expired_through = bucket_of(now) - 1
+        legacy = self.store.adopt_legacy(now)
+        for export_id in legacy.expired:
+            self._delete_file(export_id)
         # A build in progress may spill and write for far longer than a lease: its files are
         # its own as long as its lease is alive (renewed by time, see LeaseKeeper).
         building = {
@@ -144,19 +200,26 @@ class ExportService:
             if job.status == JobStatus.RUNNING
             and job.lease_until is not None
             and job.lease_until > now
-        }
-        cutoff = time.time() - self.options.lease_s
+        } | set(legacy.running)
+        temp_cutoff = time.time() - self.options.lease_s
+        file_cutoff = temp_cutoff - self.options.poll_url_ttl_s
         for path in self.export_dir.iterdir():
             export_id = path.name.split(".", 1)[0]
             if export_id in building:
                 continue
-            stray = path.name.endswith(".tmp") or export_id not in keep
+            finished = path.name == f"{export_id}{FILE_SUFFIX}"
             try:
-                old = path.stat().st_mtime < cutoff
+                mtime = path.stat().st_mtime
             except FileNotFoundError:
                 continue
-            if stray and old and path.is_file():
+            if mtime < (file_cutoff if finished else temp_cutoff) and path.is_file():
                 path.unlink(missing_ok=True)
+
+    def _delete_file(self, export_id: str) -> None:
+        path = export_file(self.export_dir, export_id)
+        if path.exists():
+            path.unlink(missing_ok=True)
+            self.metrics.files_deleted.inc()
 
     # -- internals -------------------------------------------------------------------------
 

@@ -481,6 +481,9 @@ class ChaosWorld:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._groups: list[str] = []
+        # Scenario-specific checks run by ``verify`` beside I1-I6; each may add violations
+        # (and lost / divergent counts) to the scenario's Figures.
+        self.checks: list[Callable[[Figures], None]] = []
         self._background(self._scrape_loop)
 
     # -- data --------------------------------------------------------------------------
@@ -733,6 +736,8 @@ class ChaosWorld:
         self._check_dead_letters(records, figures)
         self._check_views(records, figures)
         self._check_logs(violations)
+        for check in self.checks:  # the scenario's own checks (e.g. an export's file)
+            check(figures)
         applies = sum(
             sums.get(APPLIED, 0) + sums.get(DEAD, 0)
             for proc in self.consumers()

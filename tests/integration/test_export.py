@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from http_api.export.auth import ApiKeys
+from http_api.export.auth import ApiKeys, key_id
 from http_api.export.jobs import ExportJobStore, JobStatus
 from http_api.export.metrics import ExportMetrics
 from http_api.export.routes import ExportApi
@@ -54,6 +54,7 @@ MEMBERS = 100_000
 PERSONS = 1000
 OVERRIDE_ADDS = 150
 KEY, OTHER_KEY = "key-one", "key-two"
+KEY_ID = key_id(KEY)
 DAY_MS = 86_400_000
 
 
@@ -289,9 +290,10 @@ def api_factory(cassandra_session: Any, tmp_path: Path) -> Iterator[Callable[...
     jobs = ExportJobStore(cassandra_session)
 
     def forget_jobs() -> None:
-        """Jobs share one partition per keyspace: start and end every test with none."""
-        for job in jobs.all():
-            jobs.delete(job.export_id)
+        """Every test starts and ends with no job of its keys (and none in the queue)."""
+        for key in (KEY, OTHER_KEY):
+            for job in jobs.of_key(key_id(key)):
+                jobs.delete(job)
 
     forget_jobs()
 
@@ -400,7 +402,7 @@ def test_expired_exports_are_gone_and_their_files_deleted(
     assert api.get(f"{poll}/status").status == 410
     api.service.clean_up()
     assert not path.exists()
-    assert api.service.store.get(export_id) is None
+    assert api.service.store.get(KEY_ID, export_id) is None
     assert api.get(poll).status == 410
 
 
@@ -500,21 +502,21 @@ def test_a_job_whose_worker_died_is_retried_then_failed(
     export_id = _created(api.post(body))
 
     def crash(export_id: str) -> None:
-        job = store.get(export_id)
+        job = store.get(KEY_ID, export_id)
         assert job is not None
         assert store.claim(job, "elsewhere:1:gone", api.clock(), 5)
         api.clock.advance(seconds=6)  # the lease lapses
 
     crash(export_id)  # attempt 1 died -> retried by this worker (attempt 2)
     assert api.service.run_once(janitor=False)
-    job = store.get(export_id)
+    job = store.get(KEY_ID, export_id)
     assert job is not None
     assert (job.status, job.attempts) == (JobStatus.READY, 2)
     assert api.get(f"/v1/exports/{export_id}").status == 200
 
     failing = _created(api.post(body))
     crash(failing)
-    job = store.get(failing)
+    job = store.get(KEY_ID, failing)
     assert job is not None
     assert store.release(job, "elsewhere:1:gone", api.clock(), 1, None)  # back in the queue
     crash(failing)  # attempt 2 died too -> no attempts left
@@ -608,7 +610,7 @@ def test_sigterm_mid_export_queues_the_job_again_without_spending_an_attempt(
     store = api.service.store
 
     def status() -> JobStatus | None:
-        job = store.get(export_id)
+        job = store.get(KEY_ID, export_id)
         return None if job is None else job.status
 
     api.service.start()
@@ -616,7 +618,7 @@ def test_sigterm_mid_export_queues_the_job_again_without_spending_an_attempt(
         wait_until(lambda: status() == JobStatus.RUNNING, 30, "job running")
     finally:
         api.service.stop(timeout_s=30)  # what SIGTERM does in `segflow serve`
-    job = store.get(export_id)
+    job = store.get(KEY_ID, export_id)
     assert job is not None
     assert (job.status, job.attempts, job.owner) == (JobStatus.PENDING, 0, None)
     assert not export_file(api.export_dir, export_id).exists()

@@ -21,7 +21,7 @@ import pytest
 
 from http_api.export.jobs import utc_now
 from http_api.export.worker import LeaseKeeper, export_file
-from tests.integration.test_export import KEY, Api, api_factory
+from tests.integration.test_export import KEY, KEY_ID, Api, api_factory
 from tests.support.consumer_harness import wait_until
 from tests.support.export_server import call
 
@@ -104,7 +104,7 @@ def test_the_janitor_keeps_a_running_builds_temporary_files(
     running_id = api.post({"attributes": ["email"]}).json()["export_id"]
     lapsed_id = api.post({"attributes": ["email"]}).json()["export_id"]
     for export_id, lease_s in ((running_id, 60.0), (lapsed_id, 1.0)):
-        job = store.get(export_id)
+        job = store.get(KEY_ID, export_id)
         assert job is not None
         assert store.claim(job, service.owner, api.clock(), lease_s)
     api.clock.advance(seconds=2)  # the second lease lapsed, the first is alive
@@ -126,15 +126,15 @@ def test_the_lease_is_renewed_by_time_without_any_progress(
     api = api_factory()
     store = api.service.store
     export_id = api.post({"attributes": ["email"]}).json()["export_id"]
-    job = store.get(export_id)
+    job = store.get(KEY_ID, export_id)
     assert job is not None
     assert store.claim(job, api.service.owner, utc_now(), 1.5)
-    claimed = store.get(export_id)
+    claimed = store.get(KEY_ID, export_id)
     assert claimed is not None
     assert claimed.lease_until is not None
     with LeaseKeeper(store, claimed, api.service.owner, utc_now, 1.5) as lease:
         wait_until(lambda: lease.renewals >= 3, 30, "three renewals")
-        renewed = store.get(export_id)
+        renewed = store.get(KEY_ID, export_id)
     assert renewed is not None
     assert renewed.lease_until is not None
     assert renewed.lease_until > claimed.lease_until
@@ -152,12 +152,12 @@ def test_concurrent_requests_of_one_key_never_pass_the_pending_limit(
         with ThreadPoolExecutor(20) as pool:
             replies = list(pool.map(lambda _i: api.post({"attributes": ["email"]}), range(20)))
         statuses = sorted(reply.status for reply in replies)
-        queued = [job for job in store.all() if job.open]
+        queued = [job for job in store.of_key(KEY_ID) if job.open]
         assert len(queued) == 5, statuses
         assert statuses.count(201) == 5, statuses
         assert set(statuses) <= {201, 429, 503}
         for job in queued:
-            store.delete(job.export_id)
+            store.delete(job)
 
 
 def test_ready_exports_per_key_are_bounded(api_factory: Callable[..., Api]) -> None:
