@@ -45,7 +45,6 @@ def _upload(world: ChaosWorld, source: Path, **settings: str) -> Proc:
     return world.spawn("upload", ["upload", str(source)], **settings)
 
 
-@pytest.mark.chaos_ci
 def test_uploader_kill9_then_rerun(world: ChaosWorld, tmp_path: Path) -> None:
     world.consumer()
     source = world.upload_file(tmp_path / "killed.ndjson", LINES)
