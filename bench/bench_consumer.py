@@ -176,8 +176,9 @@ def planned_statements(
 # -- measuring -------------------------------------------------------------------------
 
 
-def listening_pid(port: int) -> int | None:
-    """The pid of the process listening on TCP ``port`` (whichever checkout started it)."""
+def listening_pids(port: int) -> list[int]:
+    """The pids of the processes listening on TCP ``port`` (whichever checkout started them;
+    on a multi-node local stack every Cassandra node listens on it, each on its own address)."""
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as handle:
@@ -186,20 +187,22 @@ def listening_pid(port: int) -> int | None:
                 fields = line.split()
                 if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
                     inodes.add(fields[9])
+    found: list[int] = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 link = os.readlink(f"/proc/{pid}/fd/{fd}")
                 if link.startswith("socket:[") and link[8:-1] in inodes:
-                    return int(pid)
+                    found.append(int(pid))
+                    break
         except OSError:
             continue
-    return None
+    return sorted(found)
 
 
-def cpu_of(pid: int | None) -> float:
-    """CPU seconds used so far by ``pid`` (nan when unknown)."""
-    return float("nan") if pid is None else proc_cpu_s(pid)
+def cpu_of(pids: list[int]) -> float:
+    """CPU seconds used so far by ``pids`` together (nan when none is known)."""
+    return float("nan") if not pids else sum(proc_cpu_s(pid) for pid in pids)
 
 
 def self_cpu() -> float:
@@ -223,12 +226,12 @@ class Result:
 
 
 def timed(
-    label: str, commands: int, rows: int, cassandra_pid: int | None, run: Callable[[], None]
+    label: str, commands: int, rows: int, cassandra_pids: list[int], run: Callable[[], None]
 ) -> Result:
-    cass, mine, begin = cpu_of(cassandra_pid), self_cpu(), time.perf_counter()
+    cass, mine, begin = cpu_of(cassandra_pids), self_cpu(), time.perf_counter()
     run()
     seconds = time.perf_counter() - begin
-    return Result(label, commands, rows, seconds, self_cpu() - mine, cpu_of(cassandra_pid) - cass)
+    return Result(label, commands, rows, seconds, self_cpu() - mine, cpu_of(cassandra_pids) - cass)
 
 
 def bare_single(session: Any, statements: list[Any], concurrency: int) -> None:
@@ -365,7 +368,7 @@ class Env:
     registry: SegmentRegistry
     planner: CommandPlanner
     prepared: dict[Any, Any]
-    cassandra_pid: int | None
+    cassandra_pids: list[int]
     partitions: int
     profile: str | None = None
 
@@ -396,7 +399,7 @@ def consumer_run(
         fill_topic(env.kafka, topic, cmds)
         executions = sorted({cmd["execution_id"] for cmd in cmds})
         rows = len(planned_rows_estimate(env, cmds))
-        cass = cpu_of(env.cassandra_pid)
+        cass = cpu_of(env.cassandra_pids)
         wrap, out = None, ""
         if env.profile:
             out = os.path.join(env.profile, f"{topic}.txt")
@@ -412,7 +415,7 @@ def consumer_run(
             options,
             wrap,
         )
-        result = Result(label, len(cmds), rows, seconds, cpu, cpu_of(env.cassandra_pid) - cass)
+        result = Result(label, len(cmds), rows, seconds, cpu, cpu_of(env.cassandra_pids) - cass)
         result.startup = startup
         if out:
             print(f"\nprofile of {label} ({out}):")
@@ -445,7 +448,7 @@ def bare_runs(env: Env, cmds: list[Any], options: ConsumerOptions) -> tuple[Resu
         "(a2) bare grouped driver loop",
         len(cmds),
         len(statements),
-        env.cassandra_pid,
+        env.cassandra_pids,
         lambda: bare_grouped(env.session, statements, grouper, options.max_in_flight),
     )
     sample = max(1, min(len(cmds), A1_SAMPLE))
@@ -455,7 +458,7 @@ def bare_runs(env: Env, cmds: list[Any], options: ConsumerOptions) -> tuple[Resu
         f"(a1) bare single-row loop{' (sample)' if share < 1 else ''}",
         sample,
         len(part),
-        env.cassandra_pid,
+        env.cassandra_pids,
         lambda: bare_single(env.session, part, options.max_in_flight),
     )
     return a1, a2
@@ -523,7 +526,10 @@ def main() -> None:
     parser.add_argument("--replace-members", type=int, default=200_000)
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument(
-        "--runs", default="feed,replace,workers2", help="comma-separated: feed,replace,workers2"
+        "--runs",
+        default="feed,replace,workers2",
+        help="comma-separated: feed,replace,workers2,workers3,modes (modes: b in every "
+        "write_grouping)",
     )
     parser.add_argument(
         "--sweep", action="store_true", help="b at several group_max_rows / max_in_flight"
@@ -550,14 +556,14 @@ def main() -> None:
         registry,
         CommandPlanner(default_codec(), cached, store, "reject", options.events_ttl_days * 86400),
         prepare_all(session),
-        listening_pid(cassandra.port),
+        listening_pids(cassandra.port),
         args.partitions,
         args.profile,
     )
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
     print(
-        f"CPU: {cpu_model()} x {os.cpu_count()}; Cassandra pid {env.cassandra_pid}; "
+        f"CPU: {cpu_model()} x {os.cpu_count()}; Cassandra pids {env.cassandra_pids}; "
         f"defaults: {options.write_grouping}, {options.group_max_rows} rows, "
         f"{options.group_max_bytes} B, {options.max_in_flight} in flight, "
         f"batch_size {options.batch_size}"
@@ -567,16 +573,20 @@ def main() -> None:
             sweep(env, n)
             return
         runs = args.runs.split(",")
-        if "feed" in runs or "workers2" in runs:
+        if {"feed", "workers2", "workers3", "modes"} & set(runs):
             feed = workload(env, "feed", n, 0)
             a1, a2 = bare_runs(env, next(feed), options)
             results = [a1, a2]
             if "feed" in runs:
                 results.append(consumer_run(env, "(b) segflow consume", next(feed), 1, {}))
-            if "workers2" in runs:
-                results.append(
-                    consumer_run(env, "(b) segflow consume --workers 2", next(feed), 2, {})
-                )
+            for workers in (2, 3):
+                if f"workers{workers}" in runs:
+                    label = f"(b) segflow consume --workers {workers}"
+                    results.append(consumer_run(env, label, next(feed), workers, {}))
+            if "modes" in runs:
+                for mode in ("REPLICA_SET", "PARTITION_KEY", "DISABLED"):
+                    point = {"write_grouping": mode}
+                    results.append(consumer_run(env, f"(b) {mode}", next(feed), 1, point))
             print_table(
                 f"feed mix: {n:,} commands (85% adds, 15% removes), {SEGMENTS} segments x "
                 f"{BUCKETS} buckets, {args.partitions} partitions",

@@ -85,13 +85,17 @@ class LagWatch:
         return self.peak
 
 
-CLUSTER_RESULTS: list[tuple[Figures, int]] = []
+CLUSTER_RESULTS: list[tuple[Figures, int, float]] = []
 
 
-def report(figures: Figures, lag_peak: int) -> None:
-    """Print the scenario's cluster line (the harness line plus the lag peak) and keep it."""
-    CLUSTER_RESULTS.append((figures, lag_peak))
-    print(f"{format_line(figures)} consumer_lag_peak={lag_peak}", flush=True)
+def report(figures: Figures, lag_peak: int, restart_s: float) -> None:
+    """Print the scenario's cluster line (the harness line, the lag peak and the seconds the
+    killed nodes took to answer again) and keep it."""
+    CLUSTER_RESULTS.append((figures, lag_peak, restart_s))
+    print(
+        f"{format_line(figures)} consumer_lag_peak={lag_peak} node_restart_s={restart_s:.0f}",
+        flush=True,
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -100,12 +104,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.write_sep("=", "node-loss scenarios (3-node stack)")
     terminalreporter.write_line(
-        "| scenario | fault | commands | lost | divergent | recovery s | lag peak | wall s "
-        "| result |"
+        "| scenario | fault | commands | lost | divergent | node restart s | recovery s "
+        "| lag peak | wall s | result |"
     )
-    terminalreporter.write_line("|---|---|---:|---:|---:|---:|---:|---:|---|")
-    for f, peak in CLUSTER_RESULTS:
+    terminalreporter.write_line("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for f, peak, restart in CLUSTER_RESULTS:
         terminalreporter.write_line(
             f"| {f.scenario} | {f.fault} | {f.commands} | {f.lost} | {f.divergent} | "
-            f"{f.recovery_s:.1f} | {peak} | {f.wall_s:.0f} | {'ok' if f.ok else 'FAILED'} |"
+            f"{restart:.0f} | {f.recovery_s:.1f} | {peak} | {f.wall_s:.0f} | "
+            f"{'ok' if f.ok else 'FAILED'} |"
         )

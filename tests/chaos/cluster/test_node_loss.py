@@ -48,27 +48,32 @@ def leader_broker(world: ChaosWorld, partition: int = 0) -> str:
 
 
 @contextmanager
-def watched(world: ChaosWorld) -> Iterator[None]:
-    """Sample the group's lag during the scenario, and print the cluster line at the end."""
+def watched(world: ChaosWorld) -> Iterator[list[float]]:
+    """Sample the group's lag during the scenario, and print the cluster line at the end.
+
+    The scenario appends the seconds each ``restart`` took (kill to the node answering again
+    is that plus the few seconds the scenario keeps it down): the line's ``restart_s``.
+    """
     watch = LagWatch(world.kafka, f"chaos-{world.tag}")
+    restarts: list[float] = []
     try:
-        yield
+        yield restarts
     finally:
         peak = watch.stop()
         if RESULTS and RESULTS[-1].scenario == world.name:
-            report(RESULTS[-1], peak)
+            report(RESULTS[-1], peak, sum(restarts))
 
 
 def test_cassandra_node_kill9_mid_stream_at_local_quorum(world: ChaosWorld) -> None:
     world.consumer()
     first, second = world.workload(4000, poison_every=250), world.workload(4000, poison_every=250)
-    with watched(world):
+    with watched(world) as restarts:
         world.produce(first)
         _until(lambda: _landed(world, first.execution_id) >= 1000)
         world.nodes.kill("cassandra-2")
         world.produce(second)  # the stream goes on at LOCAL_QUORUM: 2 of 3 replicas
         _until(lambda: _landed(world, second.execution_id) >= 1000, 180)
-        world.nodes.restart()  # hints replay what node 2 missed
+        restarts.append(world.nodes.restart())  # hints replay what node 2 missed
         world.fault_over()
         world.verify("Cassandra node 2 kill -9 mid-stream (LOCAL_QUORUM), restart", 600)
 
@@ -77,13 +82,13 @@ def test_leader_broker_kill9_mid_upload(world: ChaosWorld, tmp_path: Path) -> No
     lines = 30_000
     world.consumer()
     source = world.upload_file(tmp_path / "leader.ndjson", lines)
-    with watched(world):
+    with watched(world) as restarts:
         proc = _upload(world, source, SEGFLOW_UPLOAD__QUEUE_MAX_MESSAGES="5000")
         execution = _running(world, proc)
         leader = leader_broker(world)
         world.nodes.kill(leader)
         time.sleep(5)
-        world.nodes.restart()
+        restarts.append(world.nodes.restart())
         world.fault_over()
         code = proc.wait(600)
         assert code == 0, proc.log.read_text()[-3000:]  # acks=all, 2 in-sync replicas left
@@ -95,13 +100,13 @@ def test_leader_broker_kill9_mid_upload(world: ChaosWorld, tmp_path: Path) -> No
 def test_leader_broker_kill9_mid_consumption(world: ChaosWorld) -> None:
     world.consumer()
     load = world.workload(8000, poison_every=200)
-    with watched(world):
+    with watched(world) as restarts:
         world.produce(load)
         _until(lambda: _landed(world, load.execution_id) >= 1500)
         leader = leader_broker(world)
         world.nodes.kill(leader)
         time.sleep(5)
-        world.nodes.restart()
+        restarts.append(world.nodes.restart())
         world.fault_over()
         world.verify(f"{leader} (leader of partition 0) kill -9 mid-consumption, restart", 600)
 
@@ -109,7 +114,7 @@ def test_leader_broker_kill9_mid_consumption(world: ChaosWorld) -> None:
 def test_one_node_of_each_lost_at_once(world: ChaosWorld) -> None:
     world.consumer()
     first, second = world.workload(4000, poison_every=250), world.workload(4000, poison_every=250)
-    with watched(world):
+    with watched(world) as restarts:
         world.produce(first)
         _until(lambda: _landed(world, first.execution_id) >= 1000)
         leader = leader_broker(world)
@@ -117,7 +122,7 @@ def test_one_node_of_each_lost_at_once(world: ChaosWorld) -> None:
         world.nodes.kill("cassandra-3")
         world.produce(second)
         _until(lambda: _landed(world, second.execution_id) >= 1000, 180)
-        world.nodes.restart()
+        restarts.append(world.nodes.restart())
         world.fault_over()
         world.verify(f"{leader} + cassandra-3 kill -9 at once mid-stream, restart", 600)
 
@@ -128,24 +133,24 @@ def test_group_of_three_consumers_across_every_loss(world: ChaosWorld) -> None:
     for _ in range(3):
         world.consumer()
     loads = [world.workload(3000, poison_every=300) for _ in range(4)]
-    with watched(world):
+    with watched(world) as restarts:
         world.produce(loads[0])
         _until(lambda: _landed(world, loads[0].execution_id) >= 1000)
         world.nodes.kill("cassandra-2")
         world.produce(loads[1])
         _until(lambda: _landed(world, loads[1].execution_id) >= 500, 180)
-        world.nodes.restart()
+        restarts.append(world.nodes.restart())
         leader = leader_broker(world)
         world.nodes.kill(leader)
         world.produce(loads[2])
         _until(lambda: _landed(world, loads[2].execution_id) >= 500, 180)
-        world.nodes.restart()
+        restarts.append(world.nodes.restart())
         other = leader_broker(world, 1)
         world.nodes.kill(other)
         world.nodes.kill("cassandra-3")
         world.produce(loads[3])
         _until(lambda: _landed(world, loads[3].execution_id) >= 500, 180)
-        world.nodes.restart()
+        restarts.append(world.nodes.restart())
         world.fault_over()
         world.verify(
             f"3 consumers; cassandra-2, then {leader}, then {other} + cassandra-3, kill -9 "
