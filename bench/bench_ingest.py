@@ -12,7 +12,13 @@ Run (stack up, keyspace migrated, topics created; the stack's env exported)::
 * (b) the bare produce loop: the same Village commands, pre-encoded, produced by one
   confluent-kafka producer with the uploader's settings (acks=all) and flushed;
 * an execution body (``--lines`` mediarithmics NDJSON lines) streamed to
-  ``POST .../executions`` against ``segflow upload`` of the same file.
+  ``POST .../executions`` against ``segflow upload`` of the same file;
+* the server's RSS while a ``--big-mb`` (1024) MB body streams through one execution
+  (chunked, sampled every 0.5 s): it must stay flat, whatever the body size.
+
+Village POSTs of one network waiting together share one execution (group commit,
+``http_api/ingest/batching.py``); the no-op row is measured before and after each Village row
+and averaged, since the load of a shared machine drifts between rows.
 
 The server runs in its own process (``segflow serve``'s app plus the no-op route), so the
 load script does not share its interpreter. Goals (issue 15): Village >= 0.5 x (a);

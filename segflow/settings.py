@@ -545,6 +545,13 @@ class ServeOptions(BaseModel):
         "default <export_dir>/ingest-errors, so the export volume shared by every replica "
         "holds them too.",
     )
+    ingest_errors_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Error files (rejected lines) of ingestion executions older than this are "
+        "deleted (checked hourly while ingesting); their GET .../errors then answers 410. "
+        "0 = keep them forever.",
+    )
     shutdown_timeout_s: float = Field(
         default=30.0,
         gt=0,

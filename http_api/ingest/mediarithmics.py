@@ -166,7 +166,8 @@ class MediarithmicsRoutes:
         return _ok(self._execution_json(found, execution))
 
     async def execution_errors(self, request: Request, grant: Grant) -> Response:
-        """The execution's error file (NDJSON), empty when no line was rejected."""
+        """The execution's error file (NDJSON), empty when no line was rejected; 410 once it
+        expired (``retention.py``)."""
         found, execution = await self._execution(request)
         if found is None or execution is None:
             return self._not_found()
@@ -175,6 +176,14 @@ class MediarithmicsRoutes:
             "Content-Disposition": f'attachment; filename="{execution.execution_id}.errors.ndjson"'
         }
         if not path.exists():
+            if execution.lines_rejected:
+                return self.ctx.guard.error(
+                    self.small,
+                    410,
+                    "the error file of this execution expired "
+                    f"(serve.ingest_errors_retention_days = "
+                    f"{self.ctx.pipeline.options.ingest_errors_retention_days:g})",
+                )
             return Response(b"", media_type="application/x-ndjson", headers=headers)
         return FileResponse(path, media_type="application/x-ndjson", headers=headers)
 

@@ -62,3 +62,8 @@ class IngestMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
             registry=reg,
         )
+        self.error_files_expired = Counter(
+            "segflow_ingest_error_files_expired_total",
+            "Error files of ingestion executions deleted after serve.ingest_errors_retention_days.",
+            registry=reg,
+        )

@@ -37,7 +37,7 @@ def _errors(schema: str, *codes: int) -> dict[str, Any]:
         403: "the key lacks the permission or is bound to another tenant",
         404: "unknown import or execution",
         409: "the execution already ended",
-        410: "unknown or expired export",
+        410: "expired: the export, or the error file (serve.ingest_errors_retention_days)",
         413: "body larger than serve.max_stream_body_bytes (counted while streaming)",
         415: "Content-Type does not match the import's mime type",
         422: "unknown segment (create it first)",
@@ -156,7 +156,7 @@ def _paths() -> dict[str, Any]:
                         "description": "NDJSON of {line, field, reason, raw}",
                         "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
                     },
-                    **_errors("MediarithmicsError", *MEDIA_ERRORS),
+                    **_errors("MediarithmicsError", *MEDIA_ERRORS, 410),
                 },
             }
         },
@@ -395,7 +395,15 @@ def _schemas() -> dict[str, Any]:
         },
         "VillageAccepted": {
             "type": "object",
-            "properties": {"success": {"const": True}, "execution_id": text},
+            "properties": {
+                "success": {"const": True},
+                "execution_id": text,
+                "line": {
+                    "type": "integer",
+                    "description": "this command's line in the execution (concurrent POSTs "
+                    "of a network share one)",
+                },
+            },
         },
         "VillageError": {
             "type": "object",

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 from confluent_kafka import Producer
 
 from http_api.ingest.metrics import IngestMetrics
+from http_api.ingest.retention import SUFFIX, ErrorFileRetention
 from producer_tools.interrupts import DeferredInterrupt
 from producer_tools.kafka_sink import CommandSink, producer_config
 from producer_tools.readers.base import Reader, ReaderLimits
@@ -154,10 +155,15 @@ class IngestPipeline:
         self.producer = producer
         self.options = options
         self.metrics = metrics or IngestMetrics()
+        self.retention = ErrorFileRetention(
+            options.ingest_errors_dir,
+            options.ingest_errors_retention_days,
+            on_deleted=self.metrics.error_files_expired.inc,
+        )
 
     def rejects_path(self, execution_id: str) -> Path:
         """Where an execution's rejected lines (its error file) are written."""
-        return self.options.ingest_errors_dir / f"{execution_id}.rejects.ndjson"
+        return self.options.ingest_errors_dir / f"{execution_id}{SUFFIX}"
 
     def new_execution(
         self, import_name: str, file_name: str, fmt: str, created_at_us: int | None = None
@@ -166,6 +172,7 @@ class IngestPipeline:
 
         ``created_at_us`` (default: now) seeds the versions of time-less records.
         """
+        self.retention.maybe_prune()
         seed = hashlib.sha256(b"http-request:" + uuid.uuid4().bytes).hexdigest()
         created = time.time_ns() // 1000 if created_at_us is None else created_at_us
         return self.store.create(import_name, file_name, fmt, seed, created)

@@ -13,6 +13,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,7 @@ from http_api.export.metrics import ExportMetrics
 from http_api.export.routes import ExportApi
 from http_api.export.worker import ExportService
 from http_api.ingest.metrics import IngestMetrics
+from http_api.ingest.pipeline import IngestPipeline
 from segflow.contract.codec import decode
 from segflow.db.executions import ExecutionStore, Status
 from segflow.db.registry import SegmentRegistry
@@ -107,6 +109,7 @@ class Ingest:
     registry: SegmentRegistry
     env: dict[str, str]
     app: Starlette
+    pipeline: IngestPipeline
 
     def curl(self, text: str, **placeholders: str) -> tuple[int, bytes]:
         """Run a seed's curl command (``\\``-continued lines) against this server."""
@@ -187,6 +190,7 @@ def app_factory(
             ctx.registry,
             segflow_env(settings.kafka, cassandra_settings),
             app,
+            ctx.pipeline,
         )
 
     yield make
@@ -317,6 +321,13 @@ def test_rejected_lines_are_listed_with_reasons_and_downloadable(
     assert status == 200
     assert [orjson.loads(line) for line in body.splitlines()] == rejected
     assert len(commands(ingest, 1)) == 1
+    # Past serve.ingest_errors_retention_days (30) the file is pruned: 410, not an empty file.
+    assert ingest.pipeline.retention.prune(time.time() + 31 * 86400) >= 1
+    status, body = run_curl(
+        [f"{ingest.url}{execution['error_file_uri']}", "-H", f"Authorization: {KEY}"]
+    )
+    assert status == 410, body
+    assert orjson.loads(body)["error_code"] == "GONE"
 
 
 def test_village_add_block_reset_and_an_unknown_segment_is_refused(

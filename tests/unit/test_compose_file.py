@@ -240,7 +240,8 @@ def test_interpolated_partition_count_is_checked(composecheck: Path) -> None:
 
 
 def test_full_stack_services_are_wired_for_production_use() -> None:
-    """Consumers: 2 replicas, grace period beyond the shutdown bound; mounted files exist.
+    """Consumers: 2 replicas; consumer and API grace periods beyond their shutdown bounds;
+    mounted files exist.
 
     Both segflow services probe /readyz, so `up --wait` means "consuming / serving".
     """
@@ -250,6 +251,9 @@ def test_full_stack_services_are_wired_for_production_use() -> None:
     assert consumer["deploy"]["replicas"] == 2
     shutdown_s = int(consumer["environment"]["SEGFLOW_CONSUMER__SHUTDOWN_TIMEOUT_S"])
     assert int(consumer["stop_grace_period"].removesuffix("s")) > shutdown_s
+    api = services["export-api"]  # the ingestion requests in flight get their bound too
+    api_shutdown_s = int(api["environment"]["SEGFLOW_SERVE__SHUTDOWN_TIMEOUT_S"])
+    assert int(api["stop_grace_period"].removesuffix("s")) > api_shutdown_s
     assert services["export-api"]["command"] == ["serve"]
     for name, port in (("consumer", 9400), ("export-api", 8080)):
         assert services[name]["build"]["context"] == "."

@@ -283,6 +283,15 @@ def test_all_optional_features_render(helm: Path, tmp_path: Path) -> None:
     ].strip()
 
 
+def test_export_api_grace_period_covers_the_ingestion_shutdown_bound(
+    helm: Path, tmp_path: Path
+) -> None:
+    docs = render(helm, tmp_path, None, "exportApi.ingest.shutdownTimeoutSeconds=90")
+    pod = deployment(docs, "export-api")["spec"]["template"]["spec"]
+    assert env_of(pod["containers"][0])["SEGFLOW_SERVE__SHUTDOWN_TIMEOUT_S"] == "90"
+    assert pod["terminationGracePeriodSeconds"] == 100
+
+
 @pytest.mark.parametrize("shutdown", [None, 50])
 def test_grace_period_covers_the_shutdown_bound(
     helm: Path, tmp_path: Path, shutdown: int | None
@@ -308,6 +317,12 @@ def test_probes_rollout_and_hooks(helm: Path, tmp_path: Path) -> None:
     api = deployment(docs, "export-api")["spec"]["template"]["spec"]
     api_env = env_of(api["containers"][0])
     assert api_env["SEGFLOW_SERVE__API_KEY_DIR"] == "/etc/segflow/api-keys"
+    # The ingestion limits (docs/operations.md, "Ingestion API"), rendered as the model reads
+    # them (an 8 GiB cap must not turn into 8.589934592e+09).
+    assert api_env["SEGFLOW_SERVE__MAX_STREAM_BODY_BYTES"] == str(8 << 30)
+    assert api_env["SEGFLOW_SERVE__MAX_CONCURRENT_PER_KEY"] == "16"
+    assert api_env["SEGFLOW_SERVE__SHUTDOWN_TIMEOUT_S"] == "30"
+    assert api["terminationGracePeriodSeconds"] >= 30 + 10
     mounts = {m["mountPath"] for m in api["containers"][0]["volumeMounts"]}
     assert {"/etc/segflow/api-keys", "/var/lib/segflow/exports"} <= mounts
     jobs = by_kind(docs, "Job")
@@ -471,6 +486,8 @@ def test_every_setting_the_chart_sets_is_read_by_its_process(
             assert settings.consumer.shutdown_timeout_s == 30
         if isinstance(settings, ServeSettings):
             assert settings.serve.host == "0.0.0.0"
+            assert settings.serve.max_stream_body_bytes == 8 << 30
+            assert settings.serve.ingest_errors_retention_days == 30
             assert str(settings.serve.api_key_dir) == "/etc/segflow/api-keys"
         if values is ALL_ON and isinstance(settings, MigrateSettings):
             assert settings.cassandra.dc_replication == {"dc1": 3}

@@ -4,9 +4,9 @@
   Prometheus config; ``promtool test rules`` runs the alert unit tests of
   ``ops/prometheus/alerts_test.yaml`` (two installs on one Prometheus alert apart).
 * Every dashboard query is evaluated by promtool against series generated from the code's own
-  registries (``ConsumerMetrics``, ``ExportMetrics``, ``IngestMetrics``): it must return data for the selected
-  namespace and job, and none for another namespace or another job. A misspelt metric, a
-  PromQL syntax error or a missing ``namespace``/``job`` filter fails.
+  registries (``ConsumerMetrics``, ``ExportMetrics``, ``IngestMetrics``): it must return data
+  for the selected namespace and job, and none for another namespace or another job. A
+  misspelt metric, a PromQL syntax error or a missing ``namespace``/``job`` filter fails.
 * ``promtool check metrics`` lints the exposition of both registries (naming conventions).
 * Prose (chart templates, values, README, operations guide) may only name registered metrics;
   runbook links must point at a heading of docs/operations.md.
