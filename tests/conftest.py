@@ -17,6 +17,7 @@ from hypothesis import settings as hypothesis_settings
 from segflow.settings import CassandraSettings, KafkaSettings
 from tests.support.consumer_harness import unique_topics
 from tests.support.endpoints import Endpoints, discover
+from tests.support.keyspaces import migrated_keyspace
 
 # The node-loss suite needs a 3-node stack: only `make chaos-cluster` collects it.
 collect_ignore = [] if os.environ.get("SEGFLOW_CHAOS_CLUSTER") else ["chaos/cluster"]
@@ -37,22 +38,14 @@ def endpoints() -> Iterator[Endpoints]:
 @pytest.fixture(scope="session")
 def cassandra_settings(endpoints: Endpoints) -> Iterator[CassandraSettings]:
     """Settings for a keyspace of this session's own, migrated once, dropped at the end."""
-    from segflow.db.migrate import migrate
-    from segflow.db.session import connect
-
     settings = CassandraSettings(
         contact_points=[endpoints.cassandra_host],
         port=endpoints.cassandra_port,
         keyspace=f"segflow_test_{uuid.uuid4().hex[:10]}",
         replication_factor=endpoints.replication_factor,
     )
-    cluster, session = connect(settings)
-    try:
-        migrate(session, settings)
+    with migrated_keyspace(settings):
         yield settings
-        session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
-    finally:
-        cluster.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,6 @@ from cassandra.query import TraceUnavailable
 from consumer.grouping import StatementGrouper
 from consumer.runtime import Consumer
 from segflow.db.executions import ExecutionStore
-from segflow.db.migrate import migrate
 from segflow.db.registry import SegmentRegistry
 from segflow.db.session import connect
 from segflow.settings import CassandraSettings, KafkaSettings, StackSettings
@@ -33,6 +32,7 @@ from tests.support.consumer_harness import (
     running_consumer,
     wait_landed,
 )
+from tests.support.keyspaces import migrated_keyspace
 
 pytestmark = pytest.mark.cluster
 
@@ -120,13 +120,8 @@ def rf1_keyspace(cluster_stack: StackSettings, endpoints: Any) -> Any:
         write_consistency="ONE",
         read_consistency="ONE",
     )
-    cluster, session = connect(settings)
-    try:
-        migrate(session, settings)
+    with migrated_keyspace(settings):
         yield settings
-        session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
-    finally:
-        cluster.shutdown()
 
 
 def test_replica_set_batches_are_coordinated_by_the_replica_of_every_row(
