@@ -17,7 +17,8 @@ import uuid
 from typing import Any
 
 import pytest
-from cassandra.query import TraceUnavailable
+from cassandra import ConsistencyLevel
+from cassandra.query import SimpleStatement
 
 from consumer.grouping import StatementGrouper
 from consumer.runtime import Consumer
@@ -58,6 +59,30 @@ class TracingSession:
         return getattr(self._session, name)
 
 
+def _trace(session: Any, trace_id: Any, wait_s: float = 20) -> tuple[str, set[str], bool]:
+    """(coordinator, nodes that applied a row, forwarded?) from ``system_traces`` itself;
+    the coordinator is "" when the trace did not arrive within ``wait_s``."""
+    sessions = SimpleStatement(
+        "SELECT coordinator FROM system_traces.sessions WHERE session_id = %s",
+        consistency_level=ConsistencyLevel.ALL,
+    )
+    events = SimpleStatement(
+        "SELECT source, activity FROM system_traces.events WHERE session_id = %s",
+        consistency_level=ConsistencyLevel.ALL,
+    )
+    deadline = time.monotonic() + wait_s
+    while True:
+        row = session.execute(sessions, (trace_id,)).one()
+        found = session.execute(events, (trace_id,)).all()
+        applied = {str(e.source) for e in found if e.activity.startswith(APPLIED)}
+        if row is not None and applied:
+            forwarded = any(e.activity.startswith(FORWARDED) for e in found)
+            return str(row.coordinator), applied, forwarded
+        if time.monotonic() > deadline:
+            return "", set(), False
+        time.sleep(0.5)
+
+
 def _traced_run(
     kafka: KafkaSettings, cassandra: CassandraSettings, hide_token_map: bool
 ) -> list[tuple[int, str, set[str], bool]]:
@@ -87,23 +112,16 @@ def _traced_run(
             if hide_token_map:
                 writer._grouper = StatementGrouper("REPLICA_SET", 50, 40_960, lambda: None)
 
-        out: list[tuple[int, str, set[str], bool]] = []
         with running_consumer(settings, before_start=instrument):
             wait_landed(store, eid, len(records), timeout_s=180)
-            # Traces are read through the consumer's own connection, so before it closes.
-            for statement, future in traced[0].futures:
-                size = len(getattr(statement, "_statements_and_parameters", ())) or 1
-                if size < 2:
-                    continue
-                try:
-                    trace = future.get_query_trace(max_wait=30)
-                except TraceUnavailable:
-                    out.append((size, "", set(), False))
-                    continue
-                events = trace.events
-                applied = {str(e.source) for e in events if e.description.startswith(APPLIED)}
-                forwarded = any(e.description.startswith(FORWARDED) for e in events)
-                out.append((size, str(trace.coordinator), applied, forwarded))
+        batches = [
+            (len(statement._statements_and_parameters), future.get_query_trace_ids()[-1])
+            for statement, future in traced[0].futures
+            if len(getattr(statement, "_statements_and_parameters", ())) >= 2
+        ]
+        out: list[tuple[int, str, set[str], bool]] = []
+        for size, trace_id in batches:
+            out.append((size, *_trace(session, trace_id)))
         return out
     finally:
         cluster.shutdown()
