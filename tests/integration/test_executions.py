@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from segflow.db.executions import Applied, ExecutionStore, Status
+from segflow.db.registry import SegmentRegistry
 from segflow.settings import CassandraSettings, KafkaSettings
 from tests.support.cli_env import segflow_env
 from tests.support.consumer_harness import command, consumer_world, produce, wait_landed
@@ -95,9 +96,7 @@ def test_applied_says_when_everything_produced_was_applied(
     kafka, session = world
     store = ExecutionStore(session)
     segment = unique_name("exec")
-    from segflow.db.registry import SegmentRegistry
-
-    SegmentRegistry(session).create(segment, bucket_count=1)
+    SegmentRegistry(session, 4, 0).create(segment, bucket_count=1)
     for unknown, want in ((None, Applied.APPLIED), ("no-such", Applied.APPLIED_WITH_DEAD_LETTERS)):
         execution = store.create("applied", "a.ndjson", "test", uuid.uuid4().hex * 2, 10**15)
         records = [
