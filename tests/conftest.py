@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -31,16 +32,16 @@ def endpoints() -> Iterator[Endpoints]:
     found.release()
 
 
-@pytest.fixture(scope="session")
-def cassandra_settings(endpoints: Endpoints) -> Iterator[CassandraSettings]:
-    """Settings for a keyspace of this session's own, migrated once, dropped at the end."""
+@contextmanager
+def migrated_keyspace(endpoints: Endpoints, prefix: str) -> Iterator[CassandraSettings]:
+    """Settings for a new keyspace, migrated, dropped when the block ends."""
     from segflow.db.migrate import migrate
     from segflow.db.session import connect
 
     settings = CassandraSettings(
         contact_points=[endpoints.cassandra_host],
         port=endpoints.cassandra_port,
-        keyspace=f"segflow_test_{uuid.uuid4().hex[:10]}",
+        keyspace=f"{prefix}_{uuid.uuid4().hex[:10]}",
     )
     cluster, session = connect(settings)
     try:
@@ -49,6 +50,13 @@ def cassandra_settings(endpoints: Endpoints) -> Iterator[CassandraSettings]:
         session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
     finally:
         cluster.shutdown()
+
+
+@pytest.fixture(scope="session")
+def cassandra_settings(endpoints: Endpoints) -> Iterator[CassandraSettings]:
+    """Settings for a keyspace of this session's own, migrated once, dropped at the end."""
+    with migrated_keyspace(endpoints, "segflow_test") as settings:
+        yield settings
 
 
 @pytest.fixture(scope="session")

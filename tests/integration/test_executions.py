@@ -21,6 +21,7 @@ import pytest
 from segflow.db.executions import Applied, ExecutionStore, Status
 from segflow.db.registry import SegmentRegistry
 from segflow.settings import CassandraSettings, KafkaSettings
+from tests.conftest import migrated_keyspace
 from tests.support.cli_env import segflow_env
 from tests.support.consumer_harness import command, consumer_world, produce, wait_landed
 from tests.support.endpoints import Endpoints
@@ -34,21 +35,8 @@ SEGFLOW = [sys.executable, "-m", "segflow.cli"]
 
 @pytest.fixture(scope="module")
 def keyspace(endpoints: Endpoints) -> Iterator[CassandraSettings]:
-    from segflow.db.migrate import migrate
-    from segflow.db.session import connect
-
-    settings = CassandraSettings(
-        contact_points=[endpoints.cassandra_host],
-        port=endpoints.cassandra_port,
-        keyspace=f"segflow_exec_{uuid.uuid4().hex[:10]}",
-    )
-    cluster, session = connect(settings)
-    try:
-        migrate(session, settings)
+    with migrated_keyspace(endpoints, "segflow_exec") as settings:
         yield settings
-        session.execute(f"DROP KEYSPACE IF EXISTS {settings.keyspace}", timeout=120)
-    finally:
-        cluster.shutdown()
 
 
 @pytest.fixture(scope="module")
