@@ -93,7 +93,11 @@ def test_applied_says_when_everything_produced_was_applied(
         ]
         if unknown:
             records[1]["segment_ids"] = [unknown]
-        execution.status, execution.commands_produced = Status.RUNNING, 3
+        # Everything produced (SUCCEEDED) but nothing applied yet: APPLYING.
+        execution.status, execution.commands_produced = Status.SUCCEEDED, 3
+        store.save(execution)
+        assert store.get(execution.execution_id).applied is Applied.APPLYING  # type: ignore[union-attr]
+        execution.status = Status.RUNNING
         store.save(execution)
         assert store.get(execution.execution_id).applied is Applied.APPLYING  # type: ignore[union-attr]
         produce(kafka, list(enumerate(records)), execution.execution_id)
