@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     ex = subparsers.add_parser("executions", help="upload executions and their progress")
     actions = ex.add_subparsers(dest="action", metavar="ACTION", required=True)
-    listing = actions.add_parser("list", help="recent executions")
+    listing = actions.add_parser("list", help="the newest executions, newest first")
     listing.add_argument("--limit", type=_positive_int, default=20, help="how many (default: 20)")
     add_output_flag(listing)
     listing.set_defaults(handler=_executions_list)
@@ -96,6 +96,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     cancel.add_argument("execution_id")
     add_output_flag(cancel)
     cancel.set_defaults(handler=_executions_cancel)
+    reindex = actions.add_parser(
+        "reindex", help="index executions created before V011 for `executions list` (idempotent)"
+    )
+    add_output_flag(reindex)
+    reindex.set_defaults(handler=_executions_reindex)
 
 
 def _positive_int(text: str) -> int:
@@ -376,6 +381,10 @@ def _execution_for(
         ), False
     if not opts.new_execution:
         existing = store.find_by_content(digest, opts.import_name)
+        if existing is not None and existing.status is not Status.SUCCEEDED:
+            refusal = store.rerun_refusal(existing, now_us)
+            if refusal is not None:
+                raise SegflowError(f"{path.name}: {refusal}", ExitCode.USAGE)
         if existing is not None:
             _say(
                 f"{path.name}: reusing execution {existing.execution_id} "
@@ -462,10 +471,25 @@ def _executions_list(args: argparse.Namespace) -> int:
     for execution in executions:
         print(
             f"{execution.execution_id}  {execution.status.value:<9}  "
+            f"{execution.applied.value:<25}  "
             f"{execution.created_at:%Y-%m-%d %H:%M:%S}  {execution.import_name:<16} "
             f"{execution.file_name}  produced={execution.commands_produced} "
-            f"rejected={execution.lines_rejected}"
+            f"rejected={execution.lines_rejected} applied={execution.commands_applied} "
+            f"dead_lettered={execution.commands_dead_lettered}"
         )
+    return 0
+
+
+def _executions_reindex(args: argparse.Namespace) -> int:
+    cluster, store = _store(args)
+    try:
+        count = store.reindex()
+    finally:
+        cluster.shutdown()
+    if args.output == "json":
+        print_json({"indexed": count})
+    else:
+        print(f"{count} executions indexed")
     return 0
 
 

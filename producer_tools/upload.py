@@ -351,7 +351,8 @@ def report_line(execution: Execution, seconds: float) -> str:
     """The one-line summary of an execution."""
     rate = execution.lines_read / seconds if seconds > 0 else 0.0
     return (
-        f"execution {execution.execution_id} {execution.status.value}: "
+        f"execution {execution.execution_id} {execution.status.value} "
+        f"({execution.applied.value}): "
         f"{execution.lines_read} lines read, {execution.commands_produced} commands produced, "
         f"{execution.lines_rejected} rejected, {execution.commands_applied} applied, "
         f"{execution.commands_dead_lettered} dead-lettered in {seconds:.1f}s "
@@ -368,6 +369,7 @@ def as_dict(execution: Execution) -> dict[str, Any]:
         "format": execution.format,
         "content_sha256": execution.content_sha256,
         "status": execution.status.value,
+        "applied": execution.applied.value,
         "created_at": execution.created_at.isoformat(),
         "updated_at": execution.updated_at.isoformat() if execution.updated_at else None,
         "finished_at": execution.finished_at.isoformat() if execution.finished_at else None,

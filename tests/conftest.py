@@ -17,7 +17,7 @@ from hypothesis import settings as hypothesis_settings
 from segflow.settings import CassandraSettings, KafkaSettings
 from tests.support.consumer_harness import unique_topics
 from tests.support.endpoints import Endpoints, discover
-from tests.support.keyspaces import migrated_keyspace
+from tests.support.keyspaces import keyspace_settings, migrated_keyspace
 
 # The node-loss suite needs a 3-node stack: only `make chaos-cluster` collects it.
 collect_ignore = [] if os.environ.get("SEGFLOW_CHAOS_CLUSTER") else ["chaos/cluster"]
@@ -38,13 +38,7 @@ def endpoints() -> Iterator[Endpoints]:
 @pytest.fixture(scope="session")
 def cassandra_settings(endpoints: Endpoints) -> Iterator[CassandraSettings]:
     """Settings for a keyspace of this session's own, migrated once, dropped at the end."""
-    settings = CassandraSettings(
-        contact_points=[endpoints.cassandra_host],
-        port=endpoints.cassandra_port,
-        keyspace=f"segflow_test_{uuid.uuid4().hex[:10]}",
-        replication_factor=endpoints.replication_factor,
-    )
-    with migrated_keyspace(settings):
+    with migrated_keyspace(keyspace_settings(endpoints, "segflow_test")) as settings:
         yield settings
 
 

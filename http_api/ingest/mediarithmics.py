@@ -245,6 +245,8 @@ class MediarithmicsRoutes:
             "parent_id": found.import_id,
             "parent_type": "DOCUMENT_IMPORT",
             "status": execution.status.value,
+            # SUCCEEDED = every command produced; APPLIED = also applied by the consumer.
+            "applied": execution.applied.value,
             "creation_date": _ms(execution),
             "end_date": None
             if execution.finished_at is None

@@ -338,6 +338,12 @@ def _schemas() -> dict[str, Any]:
                 "parent_id": text,
                 "parent_type": {"const": "DOCUMENT_IMPORT"},
                 "status": {"enum": ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED"]},
+                "applied": {
+                    "enum": ["APPLYING", "APPLIED", "APPLIED_WITH_DEAD_LETTERS"],
+                    "description": "SUCCEEDED means every command was produced; APPLIED that "
+                    "the consumer also applied every one (APPLIED_WITH_DEAD_LETTERS: every one "
+                    "landed, some dead-lettered).",
+                },
                 "creation_date": {"type": "integer"},
                 "end_date": {"type": ["integer", "null"]},
                 "result": {

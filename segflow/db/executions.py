@@ -116,6 +116,7 @@ class ExecutionStore:
 
     def __init__(self, session: Any) -> None:
         self._session = session
+        self._hours_written: set[int] = set()
         self._insert = session.prepare(
             f"INSERT INTO {{ks}}.executions ({_COLUMNS}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -230,25 +231,41 @@ class ExecutionStore:
                 None,
             ),
         )
-        self._session.execute(
+        by_content = self._session.execute_async(
             self._by_content_insert,
             (content_sha256, import_name, execution.execution_id, created_at),
         )
-        self._add_to_index(execution.execution_id, created_at_us)
+        try:
+            for future in [by_content, *self._add_to_index(execution.execution_id, created_at_us)]:
+                future.result()
+        except Exception:
+            self._hours_written.discard(created_at_us // US_PER_HOUR)  # written next time
+            raise
         return execution
 
-    def _add_to_index(self, execution_id: str, created_at_us: int) -> None:
+    def _add_to_index(self, execution_id: str, created_at_us: int) -> list[Any]:
+        """The index writes of one execution, sent concurrently (futures to wait on).
+
+        The hour's row is written once per hour and store (an execution per HTTP request
+        would otherwise rewrite it every time).
+        """
         hour = created_at_us // US_PER_HOUR
         shard = zlib.crc32(execution_id.encode()) % INDEX_SHARDS
-        self._session.execute(self._index, (hour, shard, created_at_us, execution_id))
-        self._session.execute(self._index_hour, (hour,))
+        futures = [
+            self._session.execute_async(self._index, (hour, shard, created_at_us, execution_id))
+        ]
+        if hour not in self._hours_written:
+            futures.append(self._session.execute_async(self._index_hour, (hour,)))
+            self._hours_written.add(hour)
+        return futures
 
     def reindex(self) -> int:
         """Index every execution for ``recent`` (those created before V011); idempotent."""
         count = 0
         for row in self._session.execute("SELECT execution_id, created_at_us FROM {ks}.executions"):
             if row.created_at_us:
-                self._add_to_index(row.execution_id, int(row.created_at_us))
+                for future in self._add_to_index(row.execution_id, int(row.created_at_us)):
+                    future.result()
                 count += 1
         return count
 

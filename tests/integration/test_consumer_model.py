@@ -1,10 +1,10 @@
 """Model-based test: random command sequences through the real topic and consumer.
 
 Hypothesis generates commands over a few users and segments (every operation, expiries,
-replaces, duplicates, equal-version removals), produces them to random partitions (delivery
-order scrambled), lets the real consumer apply them, and compares ``members`` and ``user``
-read back from Cassandra with the pure reference model — once per write-grouping mode
-(REPLICA_SET, PARTITION_KEY, DISABLED).
+replaces, duplicates, equal-version removals, adds and Village commands), produces them to
+random partitions (delivery order scrambled), lets the real consumer apply them, and compares
+``members`` and ``user`` read back from Cassandra with the pure reference model — once per
+write-grouping mode (REPLICA_SET, PARTITION_KEY, DISABLED).
 """
 
 from __future__ import annotations
@@ -69,7 +69,20 @@ step = st.one_of(
     st.tuples(st.just("REPLACE"), st.integers(0, 1), st.sets(st.integers(0, 3), max_size=4)),
     st.tuples(st.just("DUPLICATE"), st.integers(0, 1000)),
     st.tuples(st.just("TIE_REMOVE"), st.integers(0, 1000)),
+    # Another command at an earlier one's version, on its user and segment (issue 14.6).
+    st.tuples(
+        st.just("TIE_ADD"),
+        st.integers(0, 1000),
+        st.sampled_from(["none", "past", "future", "later"]),
+        st.booleans(),
+    ),
+    st.tuples(
+        st.just("TIE_VILLAGE"),
+        st.integers(0, 1000),
+        st.sampled_from(["OVERRIDE_ADD", "OVERRIDE_BLOCK", "OVERRIDE_RESET"]),
+    ),
 )
+EXPIRY = {"none": None, "past": -DAY_MS, "future": DAY_MS, "later": 2 * DAY_MS}
 
 
 def build_commands(
@@ -102,7 +115,27 @@ def build_commands(
                 out.append((seq, tie))
                 seq += 1
             continue
-        if kind in ("DUPLICATE", "TIE_REMOVE"):
+        if kind in ("TIE_ADD", "TIE_VILLAGE") and out:
+            original = out[args[0] % len(out)][1]
+            if original["user_key"] is not None:
+                tie = command(
+                    execution_id,
+                    "FEED_ADD" if kind == "TIE_ADD" else args[1],
+                    original["version"],
+                    original["user_key"],
+                    original["segment_ids"],
+                )
+                if kind == "TIE_ADD":
+                    expiry = EXPIRY[args[1]]
+                    tie["expires_at_ms"] = None if expiry is None else now_ms + expiry
+                    tie["data_bag"] = f'{{"tie": {seq}}}' if args[2] else None
+                else:
+                    tie["metadata"] = f'{{"tie": {seq}}}'
+                    tie["reference_id"] = f"ref-{seq}"
+                out.append((seq, tie))
+                seq += 1
+            continue
+        if kind in ("DUPLICATE", "TIE_REMOVE", "TIE_ADD", "TIE_VILLAGE"):
             continue
         if kind == "REPLACE":
             segment, members = segments[args[0]], sorted(args[1])
@@ -139,9 +172,12 @@ def build_commands(
         user, segment = USERS[args[0]], segments[args[1]]
         record = command(execution_id, kind, version, user, [segment])
         if kind == "FEED_ADD":
-            expiry = {"none": None, "past": now_ms - DAY_MS, "future": now_ms + DAY_MS}[args[2]]
-            record["expires_at_ms"] = expiry
+            expiry = EXPIRY[args[2]]
+            record["expires_at_ms"] = None if expiry is None else now_ms + expiry
             record["data_bag"] = f'{{"n": {offset}}}' if args[3] else None
+        elif kind.startswith("OVERRIDE_"):
+            record["metadata"] = f'{{"o": {offset}}}'
+            record["reference_id"] = f"ref-{offset}"
         out.append((seq, record))
         seq += 1
     return out
@@ -179,22 +215,30 @@ def test_consumer_state_equals_reference_model(
                 m.via,
                 m.data_bag,
                 int(m.expires_at.timestamp() * 1000) if m.expires_at else None,
+                m.metadata,
+                m.reference_id,
             )
             for m in env.reader.members(registered)
         }
         want = {
-            user: (m.via, m.data_bag, m.expires_at_ms)
+            user: (m.via, m.data_bag, m.expires_at_ms, m.metadata, m.reference_id)
             for user, m in expected.get(segment, {}).items()
         }
         assert actual == want, f"segment {segment}"
     for user in [*USERS, *sorted(replace_users)]:
         actual_user = {
-            (m.segment_id, m.via, m.data_bag)
+            (m.segment_id, m.via, m.data_bag, m.metadata, m.reference_id)
             for m in env.reader.user_segments(user)
             if m.segment_id in segments
         }
         want_user = {
-            (segment, members[user].via, members[user].data_bag)
+            (
+                segment,
+                members[user].via,
+                members[user].data_bag,
+                members[user].metadata,
+                members[user].reference_id,
+            )
             for segment, members in expected.items()
             if user in members
         }

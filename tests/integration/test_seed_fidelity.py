@@ -7,13 +7,14 @@ Commands are built by the real readers where a seed's own example is at stake.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pytest
 
 from producer_tools.readers import ReadContext, make_reader
 from segflow.contract.errors import RecordError
+from segflow.contract.ids import ms_datetime
 from segflow.contract.records import CommandRecord
 from segflow.db.membership import Member
 from segflow.settings import CassandraSettings
@@ -33,6 +35,7 @@ from tests.support.consumer_harness import (
     wait_landed,
 )
 from tests.support.endpoints import Endpoints
+from tests.support.reference_model import effective_state
 
 pytestmark = pytest.mark.integration
 
@@ -375,3 +378,87 @@ def test_village_fields_are_stored_with_the_override(
         "membership.reference_id": {"value": "ref-77"},
         "membership.description": {"value": "VIP from the CRM"},
     }
+
+
+# --- Equal versions: one command's whole row in every order (14.6) ---------------------------
+
+Build = Callable[[str, str], list[CommandRecord]]
+
+
+def _in_every_order(env: Env, build: Build, user: str) -> Member | None:
+    """Apply ``build(run, segment)``'s commands once per rotation of their order (each on a
+    segment of its own); every order must give the same membership, which is returned."""
+    seen = []
+    count = len(build("probe", "probe"))
+    for start in range(count):
+        segment = _segment()
+        env.registry.create(segment, bucket_count=2)
+        run = env.execution()
+        records = build(run, segment)
+        env.apply(run, records[start:] + records[:start])
+        found = _both_views(env, segment, user)
+        seen.append(None if found is None else dataclasses.replace(found, segment_id=""))
+    assert all(member == seen[0] for member in seen), seen
+    return seen[0]
+
+
+def test_equal_version_adds_keep_one_commands_whole_row(env: Env) -> None:
+    now_ms = int(time.time() * 1000)
+    version = now_ms * 1000 - 3600 * US
+    user = "email_hash:tie"
+    rows = [('"a"', now_ms + DAY_MS), ('"b"', now_ms + 2 * DAY_MS), (None, now_ms + DAY_MS)]
+
+    def build(run: str, segment: str) -> list[CommandRecord]:
+        adds = []
+        for index, (bag, expires) in enumerate(rows):
+            add = command(run, "FEED_ADD", version, user, [segment])
+            add["command_id"] = f"{index}" * 32
+            add["data_bag"], add["expires_at_ms"] = bag, expires
+            adds.append(add)
+        return adds
+
+    member = _in_every_order(env, build, user)
+    # Cell by cell, the null data_bag (a tombstone) would have won beside the later expiry.
+    assert member is not None
+    assert (member.data_bag, member.expires_at) == ('"b"', ms_datetime(now_ms + 2 * DAY_MS))
+
+
+def test_equal_version_village_commands_keep_one_commands_fields(env: Env) -> None:
+    version = int(time.time() * US) - 3600 * US
+    user = "email:tie@example.com"
+    fields = [('{"m": 3}', "r3"), (None, "r2"), ('{"m": 1}', None)]
+
+    def build(run: str, segment: str) -> list[CommandRecord]:
+        adds = []
+        for index, (meta, ref) in enumerate(fields):
+            add = _village(run, "add", version, user, segment, metadata=meta, reference_id=ref)
+            add["command_id"] = f"{index}" * 32
+            adds.append(add)
+        return adds
+
+    member = _in_every_order(env, build, user)
+    assert member is not None
+    # The greatest command_id's fields, all of them (cell by cell: {"m": 3} beside r3... or
+    # a null metadata's tombstone beside another command's reference_id).
+    assert (member.metadata, member.reference_id) == ('{"m": 1}', None)
+
+
+def test_an_expired_add_and_a_reset_at_one_version_keep_the_status(env: Env) -> None:
+    """The divergence found in review: the already-expired add deleted the reset's hold at
+    its own version; the reference model (and a live add) keep it."""
+    base = int(time.time() * US) - 3600 * US
+    user = "email:expired-tie@example.com"
+
+    def build(run: str, segment: str) -> list[CommandRecord]:
+        expired = _feed(run, True, base + 2, user, segment)
+        expired["expires_at_ms"] = base // 1000  # passed long before it is applied
+        return [
+            _village(run, "add", base + 1, user, segment),
+            expired,
+            _village(run, "reset", base + 2, user, segment),
+        ]
+
+    assert user in effective_state(build("model", "s"), int(time.time() * 1000))["s"]
+    member = _in_every_order(env, build, user)
+    assert member is not None
+    assert member.via == "override"

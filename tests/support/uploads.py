@@ -62,7 +62,7 @@ class Uploads:
 
     def latest(self) -> Execution | None:
         """The newest execution of this test's import name, if any."""
-        for execution in self.store.recent(200):
+        for execution in self.store.recent(50):  # newest first (the V011 index)
             if execution.import_name == self.import_name:
                 return execution
         return None
