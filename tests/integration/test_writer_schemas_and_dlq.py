@@ -14,8 +14,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -33,7 +31,7 @@ from segflow.db.membership import MembershipReader
 from segflow.db.registry import Segment, SegmentRegistry
 from segflow.resources import schemas_dir
 from segflow.settings import CassandraSettings, KafkaSettings
-from tests.support.cli_env import segflow_env
+from tests.support.cli_env import run_segflow, segflow_env
 from tests.support.consumer_harness import (
     command,
     committed_lag,
@@ -79,17 +77,6 @@ def _encode_with(path: Path, record: CommandRecord, extra: dict[str, Any]) -> by
 
 def _headers(message: Any) -> dict[str, bytes]:
     return dict(message.headers() or [])
-
-
-def _segflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "segflow.cli", *args],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
 
 
 def _members(session: Any, segment_id: str) -> set[str]:
@@ -157,7 +144,7 @@ def test_a_newer_compatible_writer_schema_is_applied_and_an_unknown_one_dead_let
         group_id=settings.consumer.group_id,
     )
     with running_consumer(settings):
-        replayed = _segflow(env, "dlq", "replay", "--reason", "unknown_schema", "-o", "json")
+        replayed = run_segflow(env, "dlq", "replay", "--reason", "unknown_schema", "-o", "json")
         assert replayed.returncode == 0, replayed.stderr
         assert json.loads(replayed.stdout)["sent"] == 1
         wait_until(
@@ -179,7 +166,7 @@ def test_the_consumer_refuses_an_incompatible_writer_schema_and_names_it(
     env = segflow_env(
         kafka_settings, cassandra_settings, SEGFLOW_CONSUMER__WRITER_SCHEMA_DIR=str(bad.parent)
     )
-    started = _segflow(env, "consume", "--until-idle")
+    started = run_segflow(env, "consume", "--until-idle")
     assert started.returncode == 2, started.stderr
     assert "broken-producer.avsc" in started.stderr
     assert "version: writer string cannot be read as long" in started.stderr
@@ -221,7 +208,7 @@ def test_dlq_inspect_and_replay_an_unknown_segment_twice(
         landed = wait_landed(store, eid, 1)
         assert (landed.commands_applied, landed.commands_dead_lettered) == (0, 1)
 
-        inspected = _segflow(env, "dlq", "inspect", "-o", "json")
+        inspected = run_segflow(env, "dlq", "inspect", "-o", "json")
         assert inspected.returncode == 0, inspected.stderr
         document = json.loads(inspected.stdout)
         assert document["total"] == 1
@@ -231,7 +218,7 @@ def test_dlq_inspect_and_replay_an_unknown_segment_twice(
         (sample,) = document["samples"]["unknown_segment"]
         assert sample["original"]["topic"] == kafka_settings.commands_topic
         assert segment_id in sample["error"]
-        text = _segflow(env, "dlq", "inspect")
+        text = run_segflow(env, "dlq", "inspect")
         assert text.returncode == 0, text.stderr
         assert "unknown_segment" in text.stdout
         local_part = user.split(":", 1)[1].split("@", maxsplit=1)[0]
@@ -240,7 +227,7 @@ def test_dlq_inspect_and_replay_an_unknown_segment_twice(
 
         # The fix, then the replay.
         segment, _ = SegmentRegistry(cassandra_session, 4, 0).create(segment_id, bucket_count=4)
-        first = _segflow(env, "dlq", "replay", "--reason", "unknown_segment", "-o", "json")
+        first = run_segflow(env, "dlq", "replay", "--reason", "unknown_segment", "-o", "json")
         assert first.returncode == 0, first.stderr
         assert json.loads(first.stdout)["sent"] == 1
         wait_until(lambda: user in _members(cassandra_session, segment_id), 60, "the member")
@@ -257,7 +244,7 @@ def test_dlq_inspect_and_replay_an_unknown_segment_twice(
         )
         applied_before = store.get(eid)
 
-        second = _segflow(env, "dlq", "replay", "--execution", eid, "-o", "json")
+        second = run_segflow(env, "dlq", "replay", "--execution", eid, "-o", "json")
         assert second.returncode == 0, second.stderr
         assert json.loads(second.stdout)["sent"] == 1
         wait_until(
@@ -311,7 +298,7 @@ def test_replay_filters_on_partition_and_offsets(
     letters = read_topic(kafka_settings, kafka_settings.dead_letter_topic, 4)
     assert len(letters) == 4
     partition = letters[0].partition()
-    dry = _segflow(
+    dry = run_segflow(
         env,
         "dlq",
         "replay",
@@ -329,6 +316,6 @@ def test_replay_filters_on_partition_and_offsets(
     same_partition = sum(1 for m in letters if m.partition() == partition and 1 <= m.offset() <= 2)
     assert json.loads(dry.stdout)["sent"] == same_partition
     assert len(read_topic(kafka_settings, kafka_settings.commands_topic, 4, 5)) == 4  # dry run
-    bad = _segflow(env, "dlq", "replay", "--from-offset", "3", "--to-offset", "1")
+    bad = run_segflow(env, "dlq", "replay", "--from-offset", "3", "--to-offset", "1")
     assert bad.returncode == 2
     assert "is after" in bad.stderr

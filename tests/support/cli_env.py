@@ -1,8 +1,11 @@
-"""The environment of a ``segflow`` subprocess pointed at a test's topics and keyspace."""
+"""The environment of a ``segflow`` subprocess pointed at a test's topics and keyspace, and a
+way to run one."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 
 from segflow.settings import CassandraSettings, KafkaSettings
@@ -24,3 +27,17 @@ def segflow_env(kafka: KafkaSettings, cassandra: CassandraSettings, **extra: str
         }
     )
     return env
+
+
+def run_segflow(
+    env: dict[str, str], *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """``segflow ARGS`` in a subprocess with ``env``: its exit code, stdout and stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "segflow.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
