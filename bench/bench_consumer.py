@@ -219,6 +219,7 @@ class Result:
     client_cpu: float
     cassandra_cpu: float
     startup: float = 0.0
+    peak_rss_kb: int = 0
 
     @property
     def rate(self) -> float:
@@ -301,11 +302,14 @@ def run_consumer(
     workers: int,
     options: dict[str, str],
     wrap: list[str] | None = None,
-) -> tuple[float, float, float]:
-    """(b): (seconds from the first to the last landed command, startup seconds, child CPU s).
+) -> tuple[float, float, float, int]:
+    """(b): (seconds from the first to the last landed command, startup seconds, child CPU s,
+    child peak RSS in kB).
 
     The child's start (imports, connecting, joining the group: a few seconds) is reported
-    apart; its CPU stays in the CPU figure.
+    apart; its CPU stays in the CPU figure. The peak RSS is ``VmHWM`` of the consumer process
+    itself (its own address space since its exec, not the bench's pages it was forked with),
+    read once drained; with ``--workers`` above 1 it is the supervisor's.
     """
     env = {
         **os.environ,
@@ -345,15 +349,28 @@ def run_consumer(
             raise RuntimeError("the consumer exited before draining the topic")
         time.sleep(0.05)
     assert first is not None
+    peak_rss_kb = 0 if wrap else peak_rss_of(proc.pid)
     if not wrap:  # a profiler writes its output when the consumer exits on its own (idle)
         proc.terminate()  # drained: the wall time is taken; the child's CPU comes from wait4
     _, _status, usage = os.wait4(proc.pid, 0)
     cpu = float(usage.ru_utime + usage.ru_stime)
     if at_first >= count:  # all landed by the first look: no steady period to time
-        return now - spawned, 0.0, cpu
+        return now - spawned, 0.0, cpu, peak_rss_kb
     # The steady rate (commands landed after the first look, over the time they took),
     # expressed as seconds for all ``count`` commands.
-    return (now - first) * count / (count - at_first), first - spawned, cpu
+    return (now - first) * count / (count - at_first), first - spawned, cpu, peak_rss_kb
+
+
+def peak_rss_of(pid: int) -> int:
+    """``VmHWM`` (peak resident set, kB) of a running process; 0 when unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 # -- the runs --------------------------------------------------------------------------
@@ -404,7 +421,7 @@ def consumer_run(
         if env.profile:
             out = os.path.join(env.profile, f"{topic}.txt")
             wrap = profiler_command(out)
-        seconds, startup, cpu = run_consumer(
+        seconds, startup, cpu, rss = run_consumer(
             env.kafka,
             env.cassandra,
             topic,
@@ -417,6 +434,7 @@ def consumer_run(
         )
         result = Result(label, len(cmds), rows, seconds, cpu, cpu_of(env.cassandra_pids) - cass)
         result.startup = startup
+        result.peak_rss_kb = rss
         if out:
             print(f"\nprofile of {label} ({out}):")
             print_profile(out)
@@ -517,6 +535,7 @@ def print_table(title: str, results: list[Result], a1: Result, a2: Result) -> No
             f"{ratio1:>6} {res.client_cpu / res.commands * 1e6:>14.0f} "
             f"{res.cassandra_cpu / res.commands * 1e6:>17.0f}"
             + (f"   (+{res.startup:.1f} s start)" if res.startup else "")
+            + (f", peak RSS {res.peak_rss_kb / 1024:.0f} MB" if res.peak_rss_kb else "")
         )
 
 
@@ -533,6 +552,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--sweep", action="store_true", help="b at several group_max_rows / max_in_flight"
+    )
+    parser.add_argument(
+        "--rss",
+        action="store_true",
+        help="also run (b) on 10x --commands of the feed mix and compare the peak RSS",
     )
     parser.add_argument(
         "--profile",
@@ -587,6 +611,15 @@ def main() -> None:
                 for mode in ("REPLICA_SET", "PARTITION_KEY", "DISABLED"):
                     point = {"write_grouping": mode}
                     results.append(consumer_run(env, f"(b) {mode}", next(feed), 1, point))
+            if args.rss and "feed" in runs:
+                big = next(workload(env, "feed", n * 10, 0))
+                results.append(consumer_run(env, f"(b) segflow consume, {n * 10:,}", big, 1, {}))
+                small = next(r for r in results if r.label == "(b) segflow consume")
+                print(
+                    f"peak RSS of (b): {small.peak_rss_kb / 1024:.0f} MB at {n:,} commands, "
+                    f"{results[-1].peak_rss_kb / 1024:.0f} MB at {n * 10:,}: "
+                    f"{results[-1].peak_rss_kb / max(small.peak_rss_kb, 1):.2f}x"
+                )
             print_table(
                 f"feed mix: {n:,} commands (85% adds, 15% removes), {SEGMENTS} segments x "
                 f"{BUCKETS} buckets, {args.partitions} partitions",

@@ -703,7 +703,7 @@ def main() -> None:
         finally:
             worker.stop()
         window = CpuWindow(None, cassandra_pid)
-        seconds, _startup, consumer_cpu = run_consumer(
+        seconds, _startup, consumer_cpu, _rss = run_consumer(
             kafka, cassandra, topic, store, [execution.execution_id], n, 1, {}
         )
         _, cass = window.close()

@@ -153,6 +153,9 @@ class _Round:
         # Called (on whichever thread finished the round, usually the driver's I/O thread)
         # once every request has an outcome; set before ``start``.
         self.on_done: Callable[[_Round], None] | None = None
+        # Called with the statement count of each acknowledged request, before ``on_done``
+        # (so the write metrics are counted before the chained progress marks land).
+        self.on_written: Callable[[int], None] | None = None
         self._ended = not requests
         if not requests:
             self.done.set()
@@ -200,6 +203,8 @@ class _Round:
             self.finished[index] = True
             if isinstance(outcome, BaseException):
                 self.errors[index] = outcome
+        if self.on_written is not None and not isinstance(outcome, BaseException):
+            self.on_written(len(self.requests[index].members))
         self._launch()
 
 
@@ -278,8 +283,7 @@ class WriteJob:
             for request, error, finished in zip(
                 current.requests, current.errors, current.finished, strict=True
             ):
-                if finished and error is None:
-                    writer.metrics.cassandra_writes.inc(len(request.members))
+                if finished and error is None:  # counted by the round (``on_written``)
                     continue
                 if not finished:  # never started: the deadline passed
                     retry.append(request)
@@ -427,6 +431,7 @@ class CassandraWriter:
         """Start sending ``requests`` (at most ``max_in_flight`` outstanding)."""
         current = _Round(self.session, requests, self._concurrency, deadline)
         current.on_done = on_done
+        current.on_written = self.metrics.cassandra_writes.inc
         with self._lock:
             self._in_flight_rounds += 1
         self.metrics.in_flight.set(min(len(requests), self._concurrency))
