@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import KafkaException
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
@@ -387,7 +388,17 @@ def test_concurrent_village_posts_share_executions_and_each_gets_its_own_answer(
     ]
     bodies[5]["segment_id"] = 999_999_999_7  # unknown segment
     bodies[11]["user_status"] = "promote"  # field error
-    produced = topic_size(ingest.kafka, ingest.kafka.commands_topic)
+    produced = -1
+
+    def measured() -> bool:  # the test's topic is new: its leaders may not be elected yet
+        nonlocal produced
+        try:
+            produced = topic_size(ingest.kafka, ingest.kafka.commands_topic)
+        except KafkaException:
+            return False
+        return True
+
+    wait_until(measured, 30, "the new topic's partitions to have leaders")
 
     def post(body: dict[str, Any]) -> tuple[int, Any]:
         reply = call("POST", f"{ingest.url}/networks/7/segments", None, body,
