@@ -58,7 +58,7 @@ pytest: stack-up promtool
 ## The whole chaos suite (tests/chaos, README "Chaos suite"): real JVMs and processes killed,
 ## frozen and restarted; ends with the table of every scenario's figures. Not for CI.
 chaos: stack-up
-	$(BIN)/pytest -m chaos tests/chaos
+	$(BIN)/pytest -s -m chaos tests/chaos
 
 ## The whole suite: venv + install, stack up, ruff, mypy --strict, pytest.
 test: lint typecheck pytest

@@ -6,7 +6,10 @@ they signal its nodes by pid. Against any other endpoints they fail, saying why.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +18,15 @@ from segflow.settings import CassandraSettings, StackProcessSettings
 from tests.chaos.harness import RESULTS, ChaosWorld, StackNodes, format_table
 from tests.support.consumer_harness import unique_topics
 from tests.support.endpoints import Endpoints
+
+
+def _log_dir(name: str) -> Path:
+    """Kept after the run (pytest's tmp dirs are rotated by any other session): the
+    processes' logs of the scenario's last run, ``$CHAOS_LOG_DIR/<scenario>``."""
+    path = Path(os.environ.get("CHAOS_LOG_DIR", ".segflow/chaos-logs")) / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +45,6 @@ def world(
     cassandra_settings: CassandraSettings,
     cassandra_session: Any,
     stack_nodes: StackNodes,
-    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ChaosWorld]:
     """Fresh topics (6 partitions), the session keyspace, a log directory, the stack."""
     name = request.node.name.removeprefix("test_")
@@ -44,7 +55,7 @@ def world(
             cassandra_settings,
             cassandra_session,
             stack_nodes,
-            tmp_path_factory.mktemp(name[:40]),
+            _log_dir(name),
         )
         try:
             yield chaos

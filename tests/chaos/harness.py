@@ -476,6 +476,7 @@ class ChaosWorld:
         self.rng = random.Random(self.seed)
         self.started = time.monotonic()
         self._fault_over: float | None = None
+        self._not_landed = ""
         self._samples: list[_Sample] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -513,6 +514,18 @@ class ChaosWorld:
             shuffle_partitions=partitions or self.kafka.topic_partitions,
             rng=self.rng,
         )
+
+    def feed(self, workloads: list[Workload], every_s: float) -> threading.Thread:
+        """Produce the workloads one by one, ``every_s`` apart, in a thread (join it)."""
+
+        def run() -> None:
+            for workload in workloads:
+                self.produce(workload)
+                time.sleep(every_s)
+
+        thread = threading.Thread(target=run, name="chaos-feed", daemon=True)
+        thread.start()
+        return thread
 
     def upload_file(self, path: Path, lines: int, start: int = 0) -> Path:
         """An NDJSON mediarithmics file of ``lines`` adds and removals over the world's users."""
@@ -665,16 +678,23 @@ class ChaosWorld:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                landed = all(
-                    (execution := self.store.get(execution_id)) is not None
-                    and execution.landed >= expected
+                pending = [
+                    f"execution {execution_id}: {execution.landed if execution else 0} of "
+                    f"{expected} landed"
                     for execution_id, expected in self.expected.items()
-                ) and all(committed_lag(self.kafka, group) == 0 for group in self._groups)
-            except Exception:  # a node still coming back
-                landed = False
-            if landed and self.expected:
+                    if (execution := self.store.get(execution_id)) is None
+                    or execution.landed < expected
+                ] + [
+                    f"group {group}: lag {lag}"
+                    for group in self._groups
+                    if (lag := committed_lag(self.kafka, group)) != 0
+                ]
+            except Exception as exc:  # a node still coming back
+                pending = [repr(exc)]
+            if not pending:
                 return time.monotonic()
             if time.monotonic() > deadline:
+                self._not_landed = f"not landed after {timeout_s:.0f}s: {'; '.join(pending)}"
                 return time.monotonic()
             time.sleep(0.5)
 
@@ -682,6 +702,8 @@ class ChaosWorld:
         """Wait for the end, check I1-I6, print and record the line; fail on a violation."""
         landed_at = self.wait_landed(timeout_s)
         figures = Figures(self.name, fault, 0)
+        if self._not_landed:
+            figures.violations.append(self._not_landed)
         figures.recovery_s = max(0.0, landed_at - (self._fault_over or landed_at))
         violations = figures.violations
         for proc in self.consumers():  # I5 on every live consumer, quiescent now

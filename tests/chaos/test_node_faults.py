@@ -30,3 +30,19 @@ def test_cassandra_sigkill_restart_mid_stream(world: ChaosWorld) -> None:
     world.nodes.restart()
     world.fault_over()
     world.verify("Cassandra SIGKILL mid-stream, restart")
+
+
+def test_kafka_sigkill_during_dead_letter_heavy_consumption(world: ChaosWorld) -> None:
+    """One record in four is poison (three too large to dead-letter whole): the broker dies
+    while the consumer is busy dead-lettering, and comes back."""
+    world.consumer()
+    load = world.workload(12000, poison_every=4, big_poison=3)
+    world.produce(load)
+    deadline = time.monotonic() + 60
+    while _landed(world, load.execution_id) < 1500 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    world.nodes.kill("kafka")
+    time.sleep(2)
+    world.nodes.restart()
+    world.fault_over()
+    world.verify("Kafka SIGKILL + restart while 1 record in 4 is dead-lettered")
