@@ -95,18 +95,28 @@ def _body(total: int, chunk: int = MIB) -> Iterator[bytes]:
         sent += len(block)
 
 
-@pytest.fixture
-def serve_api(world: ChaosWorld, tmp_path: Path) -> tuple[int, str]:
+@dataclass
+class Served:
+    """One ``segflow serve`` of a scenario, with an API key of its own."""
+
+    pid: int
+    url: str
+    key: str
+
+
+def _serve(world: ChaosWorld, tmp_path: Path, workers: int = 0) -> Served:
+    key = f"{KEY}-{world.tag}"  # jobs of earlier scenarios (same keyspace) are another key's
     proc, url = world.serve(
-        SEGFLOW_SERVE__API_KEYS=KEY,
+        SEGFLOW_SERVE__API_KEYS=key,
         SEGFLOW_SERVE__EXPORT_DIR=str(tmp_path / "exports"),
-        SEGFLOW_SERVE__WORKERS="0",  # jobs stay queued: the burst meets a full pending limit
+        SEGFLOW_SERVE__WORKERS=str(workers),
+        SEGFLOW_SERVE__SCAN_INTERVAL_S="0.2",
     )
     deadline = time.monotonic() + 60
     while call("GET", f"{url}/readyz").status != 200:
         assert time.monotonic() < deadline, "segflow serve never ready"
         time.sleep(0.2)
-    return proc.pid, url
+    return Served(proc.pid, url, key)
 
 
 @dataclass
@@ -163,9 +173,10 @@ def _stream(url: str, head: str, total: int, chunked: bool) -> Streamed:
 
 
 def test_multi_gb_bodies_are_refused_while_streaming_and_rss_stays_flat(
-    world: ChaosWorld, serve_api: tuple[int, str]
+    world: ChaosWorld, tmp_path: Path
 ) -> None:
-    pid, url = serve_api
+    served = _serve(world, tmp_path)
+    pid, url, key = served.pid, served.url, served.key
     figures = Figures(world.name, "4 GiB bodies streamed at POST /v1/exports", 0)
     base = "POST /v1/exports HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
     cases = [
@@ -174,11 +185,11 @@ def test_multi_gb_bodies_are_refused_while_streaming_and_rss_stays_flat(
         ("wrong key, chunked", "Transfer-Encoding: chunked\r\nx-api-key: nope\r\n", True, 401),
         (
             "valid key, Content-Length 4 GiB",
-            f"Content-Length: {4 * GIB}\r\nx-api-key: {KEY}\r\n",
+            f"Content-Length: {4 * GIB}\r\nx-api-key: {key}\r\n",
             False,
             413,
         ),
-        ("valid key, chunked", f"Transfer-Encoding: chunked\r\nx-api-key: {KEY}\r\n", True, 413),
+        ("valid key, chunked", f"Transfer-Encoding: chunked\r\nx-api-key: {key}\r\n", True, 413),
     ]
     details = []
     with RssSampler(pid) as rss:
@@ -200,6 +211,11 @@ def test_multi_gb_bodies_are_refused_while_streaming_and_rss_stays_flat(
                 figures.violations.append(f"{label}: answered {seen.status}, not {wanted}")
             if seen.seconds > 5:
                 figures.violations.append(f"{label}: answered after {seen.seconds:.1f} s")
+            if not seen.closed or seen.after > 64 * MIB:
+                figures.violations.append(
+                    f"{label}: the server read {seen.after / MIB:.0f} MiB more after answering"
+                    + ("" if seen.closed else " and kept the connection open")
+                )
             if seen.before > 256 * MIB:
                 figures.violations.append(
                     f"{label}: {seen.before / MIB:.0f} MiB sent before the answer"
@@ -214,9 +230,10 @@ def test_multi_gb_bodies_are_refused_while_streaming_and_rss_stays_flat(
 
 
 def test_twenty_concurrent_posts_of_one_key_never_pass_its_limit(
-    world: ChaosWorld, serve_api: tuple[int, str]
+    world: ChaosWorld, tmp_path: Path
 ) -> None:
-    _pid, url = serve_api
+    served = _serve(world, tmp_path)
+    url, key = served.url, served.key
     store = ExportJobStore(world.session)
     limit = 5  # serve.max_pending_per_key's default
     figures = Figures(world.name, "20 concurrent POSTs of one key x 3 rounds", 0)
@@ -225,7 +242,7 @@ def test_twenty_concurrent_posts_of_one_key_never_pass_its_limit(
     for _round in range(3):
         with ThreadPoolExecutor(20) as pool:
             replies = list(
-                pool.map(lambda _i: call("POST", f"{url}/v1/exports", KEY, body), range(20))
+                pool.map(lambda _i: call("POST", f"{url}/v1/exports", key, body), range(20))
             )
         figures.commands += len(replies)
         created += sum(1 for r in replies if r.status == 201)
@@ -237,7 +254,7 @@ def test_twenty_concurrent_posts_of_one_key_never_pass_its_limit(
                 figures.violations.append(
                     f"a refused POST answered {reply.status} without Retry-After: {reply.body!r}"
                 )
-    jobs = [job for job in store.of_key(key_id(KEY)) if job.open]
+    jobs = [job for job in store.of_key(key_id(key)) if job.open]
     figures.duplicates = max(0, len(jobs) - limit)
     if len(jobs) != limit or created != limit:
         figures.violations.append(
@@ -249,11 +266,10 @@ def test_twenty_concurrent_posts_of_one_key_never_pass_its_limit(
 
 
 ABSURD: list[tuple[str, dict[str, object]]] = [
-    ("start_at", {"start_at": "9999-12-31T23:59:59Z"}),
-    ("end_at", {"start_at": "9999-12-01T00:00:00Z", "end_at": "9999-12-31T23:59:59.999999Z"}),
+    ("start_at", {"start_at": "9999-12-31T23:59:59Z"}),  # the default 7-day window: past 9999
     ("start_at", {"start_at": "9999-12-31T23:59:59-23:59"}),  # year 10000 in UTC
     ("start_at", {"start_at": "0001-01-01T00:00:00+23:59"}),  # before year 1 in UTC
-    ("start_at", {"start_at": "0001-01-01T00:00:00Z", "end_at": "0000-12-31T00:00:00Z"}),
+    ("end_at", {"start_at": "0001-01-01T00:00:00Z", "end_at": "0000-12-31T00:00:00Z"}),
     ("start_at", {"start_at": "10000-01-01T00:00:00Z"}),
     ("start_at", {"start_at": "+275760-09-13T00:00:00Z"}),
     ("start_at", {"start_at": "-0001-01-01T00:00:00Z"}),
@@ -269,25 +285,37 @@ ABSURD: list[tuple[str, dict[str, object]]] = [
     ("start_at", {"start_at": {"$date": "2026-01-01"}}),
     ("end_at", {"start_at": "2026-01-02T00:00:00Z", "end_at": "2026-01-01T00:00:00Z"}),
     ("end_at", {"start_at": "2026-01-01T00:00:00Z", "end_at": "2126-01-01T00:00:00Z"}),
-    ("end_at", {"end_at": "2026-01-01T00:00:00Z"}),
+    ("start_at", {"end_at": "2026-01-01T00:00:00Z"}),  # events need a start
+]
+RAW: list[bytes] = [
+    b'{"attributes": ["email"], "start_at": "2026-01-01T00:00:00Z"',  # cut off
+    b"[" * 100_000,  # nesting
+    b'{"attributes": ["email"], "events": ["add"], "start_at": 1' + b"0" * 5000 + b"}",
+    b'{"attributes": ["email"], "events": ["add"], "start_at": -1' + b"0" * 40 + b"}",
+]
+# Extreme but valid: the last days of the calendar. Accepted, and built READY.
+EDGE: list[dict[str, object]] = [
+    {"start_at": "9999-12-30T00:00:00Z", "end_at": "9999-12-31T23:59:59.999999Z"},
+    {"start_at": "0001-01-01T00:00:00Z", "end_at": "0001-01-02T00:00:00Z"},
 ]
 
 
-def test_absurd_dates_are_400_never_500(world: ChaosWorld, serve_api: tuple[int, str]) -> None:
-    _pid, url = serve_api
-    figures = Figures(world.name, f"{len(ABSURD) + 3} absurd dates and bodies", 0)
-    requests: list[tuple[str | None, bytes | dict[str, object]]] = [
-        (field, {"attributes": ["email"], "events": ["add"], **extra}) for field, extra in ABSURD
+def test_absurd_dates_are_400_never_500(world: ChaosWorld, tmp_path: Path) -> None:
+    served = _serve(world, tmp_path, workers=1)
+    url, key = served.url, served.key
+    figures = Figures(world.name, f"{len(ABSURD) + len(RAW)} absurd dates and bodies", 0)
+    requests: list[tuple[str | None, int, bytes | dict[str, object]]] = [
+        (field, 400, {"attributes": ["email"], "events": ["add"], **extra})
+        for field, extra in ABSURD
     ]
-    requests += [
-        (None, b'{"attributes": ["email"], "start_at": "2026-01-01T00:00:00Z"'),  # cut off
-        (None, b"[" * 100_000),  # nesting
-        (None, b'{"attributes": ["email"], "events": ["add"], "start_at": 1' + b"0" * 5000 + b"}"),
-    ]
-    for field, body in requests:
+    requests += [(None, 400, body) for body in RAW]
+    edge = {"segment_filter": world.segments[0], "attributes": ["email"], "events": ["add"]}
+    requests += [(None, 201, {**edge, **e}) for e in EDGE]
+    accepted: list[str] = []
+    for field, wanted, body in requests:
         begin = time.monotonic()
         try:
-            reply = call("POST", f"{url}/v1/exports", KEY, body)
+            reply = call("POST", f"{url}/v1/exports", key, body)
         except OSError as exc:
             figures.divergent += 1
             figures.violations.append(f"{str(body)[:80]}: connection failed ({exc})")
@@ -295,11 +323,26 @@ def test_absurd_dates_are_400_never_500(world: ChaosWorld, serve_api: tuple[int,
         figures.commands += 1
         figures.recovery_s = max(figures.recovery_s, time.monotonic() - begin)
         named = reply.json().get("field") if reply.status == 400 else None
-        if reply.status != 400 or (field is not None and named != field):
+        if reply.status != wanted or (field is not None and named != field):
             figures.divergent += 1
             figures.violations.append(
-                f"{str(body)[:80]}: {reply.status} field={named!r}, wanted 400 on {field}"
+                f"{str(body)[:80]}: {reply.status} field={named!r}, wanted {wanted} on {field}"
+            )
+        elif wanted == 201:
+            accepted.append(reply.json()["export_id"])
+    for export_id in accepted:  # the calendar's edges are built, not failed
+        deadline = time.monotonic() + 120
+        while True:
+            status = call("GET", f"{url}/v1/exports/{export_id}/status", key).json()
+            if status["status"] in ("READY", "FAILED") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        if status["status"] != "READY":
+            figures.divergent += 1
+            figures.violations.append(
+                f"an export at the calendar's edge ended {status['status']}: {status['error']}"
             )
     if call("GET", f"{url}/healthz").status != 200:
         figures.violations.append("serve unhealthy after the absurd dates")
+    figures.fault += f" + {len(EDGE)} at the calendar's edges built"
     _finish(world, figures)
