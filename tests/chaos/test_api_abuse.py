@@ -172,6 +172,7 @@ def _stream(url: str, head: str, total: int, chunked: bool) -> Streamed:
     return Streamed(status, took, answered_at[0], sent - answered_at[0], closed.is_set())
 
 
+@pytest.mark.chaos_ci
 def test_multi_gb_bodies_are_refused_while_streaming_and_rss_stays_flat(
     world: ChaosWorld, tmp_path: Path
 ) -> None:
@@ -229,6 +230,7 @@ def test_multi_gb_bodies_are_refused_while_streaming_and_rss_stays_flat(
     _finish(world, figures)
 
 
+@pytest.mark.chaos_ci
 def test_twenty_concurrent_posts_of_one_key_never_pass_its_limit(
     world: ChaosWorld, tmp_path: Path
 ) -> None:
@@ -300,6 +302,7 @@ EDGE: list[dict[str, object]] = [
 ]
 
 
+@pytest.mark.chaos_ci
 def test_absurd_dates_are_400_never_500(world: ChaosWorld, tmp_path: Path) -> None:
     served = _serve(world, tmp_path, workers=1)
     url, key = served.url, served.key
