@@ -12,12 +12,13 @@ from __future__ import annotations
 import sqlite3
 from collections import deque
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime
 from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 from http_api.export.profile_entry import ExportEvent
+from segflow.contract.ids import datetime_version
 from segflow.db.layout import EVENT_SHARDS
 from segflow.db.session import aware
 
@@ -128,11 +129,11 @@ def _partitions(
 ) -> Iterator[tuple[Any, ...]]:
     first, last = start_at.astimezone(UTC).date(), end_at.astimezone(UTC).date()
     for segment_id in segment_ids:
-        day = first
-        while day <= last:
+        # By ordinal: stepping a date past 9999-12-31 would raise, and a window may end there.
+        for ordinal in range(first.toordinal(), last.toordinal() + 1):
+            day = date.fromordinal(ordinal)
             for shard in range(EVENT_SHARDS):
                 yield (segment_id, day, shard, low, high)
-            day += timedelta(days=1)
 
 
 def _events(rows: Iterable[Any], types: frozenset[str]) -> Iterator[ExportEvent]:
@@ -150,4 +151,6 @@ def _event(row: tuple[Any, ...]) -> ExportEvent:
 
 
 def _us(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
+    """µs since the epoch, exactly: a float timestamp is 32 µs coarse near year 9999, which
+    would move the window's bounds across events."""
+    return datetime_version(moment)

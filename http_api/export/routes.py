@@ -44,6 +44,9 @@ from segflow.db.registry import SegmentRegistry
 
 CHUNK = 256 * 1024
 ADMIT_ATTEMPTS = 20
+# Refusing a body unread: close the connection after the answer, or the server would go on
+# reading (and discarding) whatever the client still sends, gigabytes included.
+CLOSE = {"Connection": "close"}
 Handler = Callable[[Request], Response]
 
 
@@ -264,7 +267,7 @@ class ExportApi:
             if auth:
                 found = self.keys.identify(request.headers.get("x-api-key"))
                 if found is None:
-                    response = _error(401, "missing or invalid x-api-key header", None)
+                    response = _error(401, "missing or invalid x-api-key header", None, CLOSE)
                     self.metrics.requests.labels(name, "401").inc()
                     return response
                 key_id = found
@@ -272,7 +275,7 @@ class ExportApi:
             if body is None:
                 limit = self.service.options.max_command_body_bytes
                 self.metrics.requests.labels(name, "413").inc()
-                return _error(413, f"request body larger than {limit} bytes", None)
+                return _error(413, f"request body larger than {limit} bytes", None, CLOSE)
             response = await run_in_threadpool(handler, request, key_id, body)
             self.metrics.requests.labels(name, str(response.status_code)).inc()
             return response

@@ -101,6 +101,12 @@ def version_datetime(version_us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=version_us)
 
 
+def datetime_version(moment: datetime) -> int:
+    """The version (µs since the epoch) of an aware time, exact: the inverse of
+    ``version_datetime`` (``timestamp() * 1e6`` is 32 µs coarse near year 9999)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
 def version_day(version_us: int) -> date:
     """The UTC day of a version (µs), exact for every version in ``0..MAX_VERSION``."""
     return date.fromordinal(_EPOCH_ORDINAL + version_us // US_PER_DAY)
