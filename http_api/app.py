@@ -37,6 +37,7 @@ from http_api.ingest.openapi import openapi_document
 from http_api.ingest.pipeline import IngestPipeline, SharedProducer
 from http_api.ingest.segmenter import SegmenterRoutes
 from http_api.ingest.village import VillageRoutes
+from http_api.unavailable import unavailable_handler
 from segflow.db.executions import ExecutionStore
 from segflow.db.registry import SegmentRegistry
 from segflow.errors import ExitCode, SegflowError
@@ -79,21 +80,13 @@ def build_app(export: ExportApi, ctx: IngestContext, settings: ServeSettings) ->
     async def openapi(request: Request) -> Response:
         return json_response(200, document)
 
-    async def internal_error(request: Request, exc: Exception) -> Response:
-        # Logged by type only: the message may quote request data.
-        log.error("request failed", extra={"fields": {"error": type(exc).__name__}})
-        return json_response(
-            503,
-            {"error": "temporarily unavailable; retry"},
-            {"Retry-After": str(settings.serve.unavailable_retry_after_s)},
-        )
-
     routes: list[BaseRoute] = [
         *ingest_routes(ctx, settings),
         *export.app.routes,
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={Exception: internal_error})
+    unavailable = unavailable_handler(settings.serve.unavailable_retry_after_s)
+    return Starlette(routes=routes, exception_handlers={Exception: unavailable})
 
 
 def ingest_context(

@@ -17,6 +17,7 @@ loop, and export files are built by the workers, never here.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import uuid
@@ -40,6 +41,7 @@ from http_api.export.jobs import ExportJob, JobStatus
 from http_api.export.metrics import MetricsApp
 from http_api.export.request import ExportRequestError, parse_body, validate
 from http_api.export.worker import ExportService, export_file
+from http_api.unavailable import unavailable_handler
 from segflow.db.registry import SegmentRegistry
 
 CHUNK = 256 * 1024
@@ -96,7 +98,8 @@ class ExportApi:
                 Route("/healthz", self._route("healthz", self.healthz, auth=False)),
                 Route("/readyz", self._route("readyz", self.readyz, auth=False)),
                 Route("/metrics", MetricsApp(self.metrics.registry), methods=["GET", "HEAD"]),
-            ]
+            ],
+            exception_handlers={Exception: unavailable_handler(service.options.retry_after_s)},
         )
 
     # -- routes ----------------------------------------------------------------------------
@@ -158,7 +161,15 @@ class ExportApi:
                     retry,
                 )
             job = store.create(export_id, key_id, spec, now, expires_at)
-            if store.bump_key(key_id, seen):
+            try:
+                won = store.bump_key(key_id, seen)
+            except Exception:
+                # A timed-out LWT (its outcome unknown) answers 503: withdraw the job so a
+                # request told to retry leaves nothing behind that counts against the key.
+                with contextlib.suppress(Exception):
+                    store.delete(job)
+                raise
+            if won:
                 return None
             store.delete(job)  # another request of this key won the race: count again
             time.sleep(random.uniform(0.005, 0.05))

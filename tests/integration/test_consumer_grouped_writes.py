@@ -125,11 +125,17 @@ def test_grouped_statements_keep_their_own_writetime_and_ttl(
 
 
 def test_a_record_cassandra_refuses_is_dead_lettered_and_the_batch_lands(
-    kafka_settings: KafkaSettings, cassandra_settings: CassandraSettings, cassandra_session: Any
+    kafka_settings: KafkaSettings,
+    cassandra_settings: CassandraSettings,
+    cassandra_session: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Cassandra 5.0 (storage_compatibility_mode CASSANDRA_4, the default) refuses expirations
-    # past 2038-01-19: a valid FEED_ADD "in until 2045" gets InvalidRequest. It must not hold
-    # its partition: it is dead-lettered and every other record of its batch is applied.
+    # past 2038-01-19: a FEED_ADD "in until 2045" sent with its TTL gets InvalidRequest. The
+    # planner now stores such rows without a TTL (test_far_expiry); with that guard lifted the
+    # refusal is real again, and it must not hold its partition: the record is dead-lettered
+    # and every other record of its batch is applied.
+    monkeypatch.setattr("consumer.plan.MAX_TTL_EXPIRY_MS", 2**62)
     segment = f"rej-{uuid.uuid4().hex[:8]}"
     SegmentRegistry(cassandra_session, BUCKETS, 0).create(segment, bucket_count=BUCKETS)
     store = ExecutionStore(cassandra_session)

@@ -153,9 +153,13 @@ def test_concurrent_requests_of_one_key_never_pass_the_pending_limit(
             replies = list(pool.map(lambda _i: api.post({"attributes": ["email"]}), range(20)))
         statuses = sorted(reply.status for reply in replies)
         queued = [job for job in store.of_key(KEY_ID) if job.open]
-        assert len(queued) == 5, statuses
-        assert statuses.count(201) == 5, statuses
-        assert set(statuses) <= {201, 429, 503}
+        assert set(statuses) <= {201, 429, 503}, statuses
+        # Every 201 has its job and nothing else is queued (a 503 -- an LWT timed out under
+        # contention -- leaves no job behind); never more than the limit, and all of it used
+        # unless some requests were told to retry.
+        assert statuses.count(201) == len(queued) <= 5, statuses
+        if 503 not in statuses:
+            assert len(queued) == 5, statuses
         for job in queued:
             store.delete(job)
 
