@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from http_api.export.auth import ApiKeys
 from http_api.export.routes import ExportApi
 from http_api.ingest.context import IngestContext
-from http_api.ingest.guard import Guard, Handler, json_response
+from http_api.ingest.guard import Guard, Handler
 from http_api.ingest.guard import Route as Route_
 from http_api.ingest.imports import DocumentImportStore
 from http_api.ingest.mediarithmics import MediarithmicsRoutes
@@ -37,6 +37,7 @@ from http_api.ingest.openapi import openapi_document
 from http_api.ingest.pipeline import IngestPipeline, SharedProducer
 from http_api.ingest.segmenter import SegmenterRoutes
 from http_api.ingest.village import VillageRoutes
+from http_api.responses import json_response
 from http_api.unavailable import unavailable_handler
 from segflow.db.executions import ExecutionStore
 from segflow.db.registry import SegmentRegistry

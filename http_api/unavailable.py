@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+
+from http_api.responses import json_response
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,8 @@ def unavailable_handler(retry_after_s: int) -> Callable[[Request, Exception], Aw
 
     async def unavailable(request: Request, exc: Exception) -> Response:
         log.error("request failed", extra={"fields": {"error": type(exc).__name__}})
-        return Response(
-            orjson.dumps({"error": "temporarily unavailable; retry"}),
-            status_code=503,
-            media_type="application/json",
-            headers={"Retry-After": str(retry_after_s)},
+        return json_response(
+            503, {"error": "temporarily unavailable; retry"}, {"Retry-After": str(retry_after_s)}
         )
 
     return unavailable

@@ -28,7 +28,6 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -41,6 +40,7 @@ from http_api.export.jobs import ExportJob, JobStatus
 from http_api.export.metrics import MetricsApp
 from http_api.export.request import ExportRequestError, parse_body, validate
 from http_api.export.worker import ExportService, export_file
+from http_api.responses import json_response
 from http_api.unavailable import unavailable_handler
 from segflow.db.registry import SegmentRegistry
 
@@ -126,7 +126,7 @@ class ExportApi:
             payload["warning"] = (
                 "no attribute and no tag requested: the file will list no profiles (seed 004)"
             )
-        return _json(201, payload, {"Location": poll_url})
+        return json_response(201, payload, {"Location": poll_url})
 
     def _admit(
         self, key_id: str, export_id: str, spec: str, now: Any, expires_at: Any
@@ -217,11 +217,11 @@ class ExportApi:
         job = self._job(request, key_id)
         if job is None:
             return _error(410, "unknown or expired export", None)
-        return _json(200, _job_json(job))
+        return json_response(200, _job_json(job))
 
     def attributes(self, request: Request, key_id: str, body: bytes) -> Response:
         """Attribute ids an export may request."""
-        return _json(
+        return json_response(
             200,
             {
                 "attributes": [
@@ -232,7 +232,7 @@ class ExportApi:
 
     def tags(self, request: Request, key_id: str, body: bytes) -> Response:
         """Tag ids: the registered segments."""
-        return _json(
+        return json_response(
             200,
             {
                 "tags": [
@@ -244,17 +244,19 @@ class ExportApi:
 
     def events(self, request: Request, key_id: str, body: bytes) -> Response:
         """Event type ids."""
-        return _json(200, {"events": [{"id": k, "description": v} for k, v in EVENT_TYPES.items()]})
+        return json_response(
+            200, {"events": [{"id": k, "description": v} for k, v in EVENT_TYPES.items()]}
+        )
 
     def healthz(self, request: Request, key_id: str, body: bytes) -> Response:
         """Liveness: the worker threads run."""
         ok = self.service.alive()
-        return _json(200 if ok else 503, {"status": "ok" if ok else "workers stopped"})
+        return json_response(200 if ok else 503, {"status": "ok" if ok else "workers stopped"})
 
     def readyz(self, request: Request, key_id: str, body: bytes) -> Response:
         """Readiness: Cassandra answers and the export directory is writable."""
         ok = self._is_ready()
-        return _json(200 if ok else 503, {"status": "ok" if ok else "unavailable"})
+        return json_response(200 if ok else 503, {"status": "ok" if ok else "unavailable"})
 
     def _is_ready(self) -> bool:
         return self.ready_check() and _writable(self.service.export_dir)
@@ -373,13 +375,7 @@ def _writable(directory: Path) -> bool:
     return True
 
 
-def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers
-    )
-
-
 def _error(
     status: int, message: str, field: str | None, headers: dict[str, str] | None = None
 ) -> Response:
-    return _json(status, {"error": message, "field": field}, headers)
+    return json_response(status, {"error": message, "field": field}, headers)

@@ -24,13 +24,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message
 
 from http_api.export.auth import ApiKeys, Grant
 from http_api.ingest.metrics import IngestMetrics
+from http_api.responses import json_response
 from segflow.settings import ServeOptions
 
 ErrorStyle = Callable[[int, str, str | None], dict[str, Any]]
@@ -78,13 +78,6 @@ _REASONS = {
 
 def _code(status: int) -> str:
     return _REASONS.get(status, "Error").upper().replace(" ", "_")
-
-
-def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    """A JSON answer (orjson: compact, and byte-exact for the Segmenter success body)."""
-    return Response(
-        orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers
-    )
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,10 @@ from starlette.responses import FileResponse, Response
 from http_api.export.auth import Grant
 from http_api.ingest.body import BodyTooLargeError, StreamedBody, read_small
 from http_api.ingest.context import IngestContext
-from http_api.ingest.guard import Route, json_response, mediarithmics_error
+from http_api.ingest.guard import Route, mediarithmics_error
 from http_api.ingest.imports import DocumentImport
 from http_api.ingest.pipeline import CancelWatch, Outcome
+from http_api.responses import json_response
 from producer_tools.readers.detect import MEDIARITHMICS_CSV, MEDIARITHMICS_NDJSON
 from producer_tools.upload import ErrorBudget
 from segflow.db.executions import Execution

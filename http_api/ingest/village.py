@@ -25,8 +25,9 @@ from http_api.export.auth import Grant
 from http_api.ingest.batching import CreatedClock, GroupCommit
 from http_api.ingest.body import BodyTooLargeError, read_small
 from http_api.ingest.context import IngestContext
-from http_api.ingest.guard import Route, json_response, village_error
+from http_api.ingest.guard import Route, village_error
 from http_api.ingest.pipeline import LineRejects, Outcome
+from http_api.responses import json_response
 from producer_tools.readers.detect import VILLAGE
 from producer_tools.upload import ErrorBudget
 from segflow.contract.errors import RecordError
